@@ -1,0 +1,48 @@
+# The README's two commands are `make serve` and `make test`; everything else is a helper.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export BENTOML_HOME ?= $(CURDIR)/.bentoml
+
+.PHONY: setup serve test lint model bento container bench train evaluate clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the project with its dev extras
+
+model: $(STAMP) ## import the committed weights into the BentoML model store
+	$(BIN)/circle-detector import-model
+
+serve: model ## set up, then serve the Bento (:3000) and the backend (:8000, SQLite)
+	$(BIN)/python scripts/serve.py
+
+test: $(STAMP) ## set up, then run ruff and the whole test suite
+	bash scripts/test-deps.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff check and format check
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+train: $(STAMP) ## train the detector from scratch (about 30 minutes on 2 cores)
+	$(BIN)/circle-detector train
+
+evaluate: $(STAMP) ## evaluate the committed weights against OpenCV's Hough transform
+	$(BIN)/circle-detector evaluate
+
+bento: model ## build the CPU Bento
+	$(BIN)/bentoml build
+
+clean: ## remove the virtual environment and local stores
+	rm -rf $(VENV) .bentoml

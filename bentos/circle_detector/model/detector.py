@@ -1,0 +1,218 @@
+"""The in-process detector: images in, calibrated circles in original-image pixels out.
+
+This is the one place where the model's logic lives; the CLI, the Bento and the benchmarks all
+call `CircleDetector.detect`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from .decoding import circle_nms, decode_candidates
+from .imageio import to_gray_float
+from .network import PAD_MULTIPLE, CircleNet
+from .refine import refine_circle
+
+MODEL_NAME = "circle-detector"
+WEIGHTS_PATH = Path(__file__).parent / "weights" / "circle_detector.pt"
+#: The documented operating point: scores are calibrated so that 0.5 means "more likely than not".
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_MAX_DETECTIONS = 100
+#: Longer image sides are downscaled to this before the network; refinement uses full resolution.
+DEFAULT_MAX_SIDE = 1024
+#: Candidates below this raw heatmap score are not refined or reported.
+MIN_CANDIDATE_SCORE = 0.05
+
+
+@dataclass(frozen=True)
+class Circle:
+    """One detected circle in the original image's pixel coordinates (pixel centres at integers)."""
+
+    cx: float
+    cy: float
+    r: float
+    score: float
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        return (self.cx - self.r, self.cy - self.r, self.cx + self.r, self.cy + self.r)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "bbox": [round(v, 2) for v in self.bbox],
+            "center": [round(self.cx, 2), round(self.cy, 2)],
+            "radius": round(self.r, 2),
+            "score": round(self.score, 4),
+        }
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic calibration of the score: sigmoid(a * logit(heat) + b * edge_support + c)."""
+
+    a: float = 1.0
+    b: float = 0.0
+    c: float = 0.0
+
+    def __call__(self, heat: np.ndarray, support: np.ndarray) -> np.ndarray:
+        heat = np.clip(heat, 1e-6, 1 - 1e-6)
+        z = self.a * np.log(heat / (1 - heat)) + self.b * support + self.c
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+@dataclass
+class ModelInfo:
+    name: str = MODEL_NAME
+    version: str = "0"
+    config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An image ready for the network: standardised grey, its scale, and the full-res grey."""
+
+    tensor: np.ndarray  # (h, w) float32, standardised, downscaled
+    scale: float  # network pixels per original pixel
+    grey: np.ndarray  # (H, W) float32 in [0, 1], original resolution
+
+
+def prepare(image: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> Prepared:
+    """Normalise any pixel layout to grey, downscale to `max_side`, standardise contrast."""
+    grey = to_gray_float(image)
+    h, w = grey.shape
+    scale = min(1.0, max_side / max(h, w))
+    small = grey
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        small = cv2.resize(grey, size, interpolation=cv2.INTER_AREA)
+        scale = size[0] / w
+    std = max(float(small.std()), 0.02)
+    tensor = ((small - float(small.mean())) / std).astype(np.float32)
+    return Prepared(tensor, scale, grey)
+
+
+def stack_padded(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+    """Zero-pad (the standardised mean) a list of 2-D arrays to one (N, 1, H, W) batch."""
+    height = max(a.shape[0] for a in arrays)
+    width = max(a.shape[1] for a in arrays)
+    height = math.ceil(height / PAD_MULTIPLE) * PAD_MULTIPLE
+    width = math.ceil(width / PAD_MULTIPLE) * PAD_MULTIPLE
+    batch = np.zeros((len(arrays), 1, height, width), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        batch[i, 0, : a.shape[0], : a.shape[1]] = a
+    return torch.from_numpy(batch)
+
+
+class CircleDetector:
+    """Loads the committed weights once and detects circles in batches of images."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        info: ModelInfo,
+        calibration: Calibration | None = None,
+        max_side: int = DEFAULT_MAX_SIDE,
+    ) -> None:
+        self.net = net.eval()
+        self.info = info
+        self.calibration = calibration or Calibration()
+        self.max_side = max_side
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, max_side: int = DEFAULT_MAX_SIDE) -> CircleDetector:
+        """Load weights saved by `save` (the committed file by default)."""
+        checkpoint = torch.load(Path(path or WEIGHTS_PATH), map_location="cpu", weights_only=True)
+        return cls.from_checkpoint(checkpoint, max_side=max_side)
+
+    @classmethod
+    def from_checkpoint(
+        cls, checkpoint: dict[str, Any], max_side: int = DEFAULT_MAX_SIDE
+    ) -> CircleDetector:
+        config = dict(checkpoint.get("config", {}))
+        net = CircleNet(**config)
+        net.load_state_dict(checkpoint["state_dict"])
+        info = ModelInfo(
+            name=checkpoint.get("name", MODEL_NAME),
+            version=str(checkpoint.get("version", "0")),
+            config=config,
+            metadata=dict(checkpoint.get("metadata", {})),
+        )
+        calibration = Calibration(**checkpoint.get("calibration", {}))
+        return cls(net, info, calibration, max_side=max_side)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {
+            "name": self.info.name,
+            "version": self.info.version,
+            "config": self.info.config,
+            "metadata": self.info.metadata,
+            "calibration": {"a": self.calibration.a, "b": self.calibration.b, "c": self.calibration.c},
+            "state_dict": self.net.state_dict(),
+        }
+
+    def save(self, path: str | Path) -> None:
+        torch.save(self.checkpoint(), Path(path))
+
+    @torch.inference_mode()
+    def candidates(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
+        """Raw candidates (cx, cy, r, heat) in original pixels, before refinement."""
+        if not prepared:
+            return []
+        heat, offset, log_radius = self.net(stack_padded([p.tensor for p in prepared]))
+        decoded = decode_candidates(heat, offset, log_radius, min_score=MIN_CANDIDATE_SCORE)
+        out = []
+        for p, rows in zip(prepared, decoded, strict=True):
+            h, w = p.tensor.shape
+            inside = (rows[:, 0] < w) & (rows[:, 1] < h)
+            rows = rows[inside].copy()
+            rows[:, :2] = (rows[:, :2] + 0.5) / p.scale - 0.5
+            rows[:, 2] = rows[:, 2] / p.scale
+            out.append(rows)
+        return out
+
+    def finish(self, p: Prepared, rows: np.ndarray) -> np.ndarray:
+        """Refine every candidate, calibrate its score, suppress duplicates: (K, 4) best first."""
+        if len(rows) == 0:
+            return np.zeros((0, 4), dtype=np.float32)
+        refined = np.zeros((len(rows), 4), dtype=np.float64)
+        support = np.zeros(len(rows))
+        for i, (cx, cy, r, _) in enumerate(rows):
+            fit = refine_circle(p.grey, float(cx), float(cy), float(r))
+            refined[i, :3] = (fit.cx, fit.cy, fit.r)
+            support[i] = fit.support
+        refined[:, 3] = self.calibration(rows[:, 3].astype(np.float64), support)
+        return circle_nms(refined.astype(np.float32), iou_threshold=0.5)
+
+    def detect_arrays(
+        self,
+        images: Sequence[np.ndarray],
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
+    ) -> list[np.ndarray]:
+        """Detections as float32 arrays (K, 4) of (cx, cy, r, score), best first, per image."""
+        prepared = [prepare(image, self.max_side) for image in images]
+        results = []
+        for p, rows in zip(prepared, self.candidates(prepared), strict=True):
+            circles = self.finish(p, rows)
+            circles = circles[circles[:, 3] >= score_threshold][:max_detections]
+            results.append(circles)
+        return results
+
+    def detect(
+        self,
+        images: Sequence[np.ndarray],
+        score_threshold: float = DEFAULT_SCORE_THRESHOLD,
+        max_detections: int = DEFAULT_MAX_DETECTIONS,
+    ) -> list[list[Circle]]:
+        """Detect circles in each image; see `detect_arrays`."""
+        arrays = self.detect_arrays(images, score_threshold, max_detections)
+        return [[Circle(*map(float, row)) for row in arr] for arr in arrays]
