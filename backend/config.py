@@ -1,0 +1,125 @@
+"""Every setting of the backend in one typed object, read from environment variables.
+
+Names are the environment variables themselves (`DATABASE_URL`, `MODEL_SERVER_URL`, ...), so
+the README's table, Kubernetes manifests and `Settings()` agree without a prefix to remember.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Mode(StrEnum):
+    """Where detections come from."""
+
+    REAL = "real"
+    DUMMY = "dummy"
+
+
+class Protocol(StrEnum):
+    """Which V2 transport the inference client speaks."""
+
+    HTTP = "http"
+    GRPC = "grpc"
+
+
+class Settings(BaseSettings):
+    """Backend settings; each field is also an environment variable of the same name (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    host: str = Field("127.0.0.1", description="Address `python -m backend` listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port `python -m backend` listens on.")
+    data_dir: Path = Field(Path("data"), description="Base directory for SQLite and image files.")
+    database_url: str = Field(
+        "",
+        description="Tortoise database URL; empty means sqlite://DATA_DIR/backend.sqlite3. "
+        "Use postgres://user:pass@host:5432/db for several replicas.",
+    )
+    storage_dir: Path | None = Field(
+        None, description="Where uploaded files live (the PVC in Kubernetes); default DATA_DIR/images."
+    )
+    migrate_on_start: bool = Field(True, description="Apply database migrations at start-up.")
+
+    mode: Mode = Field(Mode.REAL, description="`real` calls the model server; `dummy` fakes it.")
+    model_server_url: str = Field(
+        "127.0.0.1:3000", description="host:port of the V2 model server (a scheme is ignored)."
+    )
+    model_name: str = Field("circle-detector", description="V2 model name to call.")
+    model_host_header: str = Field(
+        "", description="Host header (KServe hostname) when calling through the Istio gateway."
+    )
+    model_protocol: Protocol = Field(Protocol.HTTP, description="`http` (default) or `grpc`.")
+    model_timeout_s: float = Field(30.0, gt=0, description="Timeout of one call to the model server.")
+    model_retry_deadline_s: float = Field(
+        30.0,
+        ge=0,
+        description="Keep retrying an unreachable model server this long (Knative scale-from-zero).",
+    )
+    model_retry_backoff_s: float = Field(0.25, gt=0, description="First retry delay; doubles.")
+    model_retry_backoff_max_s: float = Field(4.0, gt=0, description="Longest retry delay.")
+    ready_timeout_s: float = Field(2.0, gt=0, description="Timeout of each /health/ready check.")
+    score_threshold: float = Field(0.5, ge=0, le=1, description="Default minimum score kept.")
+    max_detections: int = Field(100, ge=1, le=10000, description="Default cap on circles per image.")
+    dummy_seed: int = Field(0, description="Seed of the fake detections in MODE=dummy.")
+
+    max_upload_bytes: int = Field(
+        20 * 1024 * 1024, gt=0, description="Largest accepted file (413 above, checked while streaming)."
+    )
+    max_image_pixels: int = Field(
+        4096 * 4096, gt=0, description="Largest accepted width x height (decompression bombs: 413)."
+    )
+    api_key: SecretStr | None = Field(
+        None, description="When set, writes need header `X-API-Key` (or `Authorization: Bearer`)."
+    )
+    static_dir: Path = Field(
+        Path(__file__).parent / "static", description="Web page served at / when the folder exists."
+    )
+    log_level: str = Field("info", description="Log level of the backend and uvicorn.")
+
+    @field_validator("model_server_url")
+    @classmethod
+    def _strip_scheme(cls, value: str) -> str:
+        """tritonclient wants host:port; accept a URL with a scheme too."""
+        for scheme in ("http://", "https://", "grpc://"):
+            if value.startswith(scheme):
+                value = value[len(scheme) :]
+        return value.rstrip("/")
+
+    @field_validator("api_key")
+    @classmethod
+    def _empty_key_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        return value if value is not None and value.get_secret_value() else None
+
+    @model_validator(mode="after")
+    def _check_backoff(self) -> Settings:
+        if self.model_retry_backoff_max_s < self.model_retry_backoff_s:
+            raise ValueError("MODEL_RETRY_BACKOFF_MAX_S must be >= MODEL_RETRY_BACKOFF_S")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """DATABASE_URL, or the SQLite file in DATA_DIR."""
+        return self.database_url or f"sqlite://{(self.data_dir / 'backend.sqlite3').as_posix()}"
+
+    @cached_property
+    def resolved_storage_dir(self) -> Path:
+        """STORAGE_DIR, or DATA_DIR/images."""
+        return self.storage_dir if self.storage_dir is not None else self.data_dir / "images"
+
+    @property
+    def dialect(self) -> str:
+        """`sqlite` or `postgres`: picks the migration folder."""
+        scheme = self.resolved_database_url.split(":", 1)[0]
+        if scheme == "sqlite":
+            return "sqlite"
+        if scheme in ("postgres", "postgresql", "asyncpg", "psycopg"):
+            return "postgres"
+        raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r}; use sqlite:// or postgres://")
