@@ -1,0 +1,256 @@
+"""The transport-free core of the V2 protocol: metadata, readiness and `infer`.
+
+REST and gRPC translate their messages to `protocol.types` and call this; nothing here knows
+about HTTP or gRPC. Pre-processing (decoding, resizing) and refinement run on a thread pool
+beside the network, which is reached through `candidates` (the Bento's adaptive batcher).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import numpy as np
+
+from .model.detector import (
+    DEFAULT_MAX_DETECTIONS,
+    DEFAULT_SCORE_THRESHOLD,
+    CircleDetector,
+    Prepared,
+    prepare,
+)
+from .model.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
+from .protocol import (
+    BadRequest,
+    InferInput,
+    InferOutput,
+    InferRequest,
+    InferResponse,
+    NotFound,
+    NotReady,
+)
+
+SERVER_NAME = "circle-detector-bento"
+EXTENSIONS = ["binary_tensor_data"]
+INPUT_NAME = "image"
+#: Output name -> (datatype, shape in metadata).
+OUTPUTS: dict[str, tuple[str, list[int]]] = {
+    "num_detections": ("INT32", [-1]),
+    "boxes": ("FP32", [-1, -1, 4]),
+    "centers": ("FP32", [-1, -1, 2]),
+    "radii": ("FP32", [-1, -1]),
+    "scores": ("FP32", [-1, -1]),
+}
+MAX_DETECTIONS_LIMIT = 10_000
+
+Candidates = Callable[[list[Prepared]], Awaitable[list[np.ndarray]]]
+
+
+def _server_version() -> str:
+    try:
+        return version("circle-detector")
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return "0"
+
+
+class DataPlane:
+    """One model behind the V2 protocol; `candidates` is the batched network call."""
+
+    def __init__(
+        self,
+        detector: CircleDetector,
+        candidates: Candidates | None = None,
+        *,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        max_images: int = 64,
+        threads: int = 2,
+    ) -> None:
+        self.detector = detector
+        self.model_name = detector.info.name
+        self.model_version = detector.info.version
+        self.max_pixels = max_pixels
+        self.max_images = max_images
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="v2-prep")
+        self._candidates = candidates or self._in_process_candidates
+        self._ready = False
+
+    # -- health and metadata ------------------------------------------------------------------
+
+    def live(self) -> bool:
+        return True
+
+    def ready(self) -> bool:
+        return self._ready
+
+    def server_metadata(self) -> dict[str, Any]:
+        return {"name": SERVER_NAME, "version": _server_version(), "extensions": EXTENSIONS}
+
+    def model_ready(self, name: str, version: str | None = None) -> bool:
+        self.check_model(name, version)
+        return self._ready
+
+    def model_metadata(self, name: str, version: str | None = None) -> dict[str, Any]:
+        self.check_model(name, version)
+        return {
+            "name": self.model_name,
+            "versions": [self.model_version],
+            "platform": "pytorch",
+            "inputs": [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}],
+            "outputs": [
+                {"name": name, "datatype": dt, "shape": shape}
+                for name, (dt, shape) in OUTPUTS.items()
+            ],
+        }
+
+    def check_model(self, name: str, version: str | None) -> None:
+        if name != self.model_name:
+            raise NotFound(f"unknown model '{name}'; this server serves '{self.model_name}'")
+        if version is not None and version != self.model_version:
+            raise NotFound(
+                f"model '{name}' has no version '{version}'; available: '{self.model_version}'"
+            )
+
+    async def warm_up(self) -> None:
+        """Run one inference through the whole path (batcher included), then report ready."""
+        yy, xx = np.mgrid[:96, :96]
+        ring = np.abs(np.hypot(xx - 48, yy - 40) - 20) < 2
+        image = np.where(ring, 0, 255).astype(np.uint8)[None]
+        request = InferRequest(inputs=[InferInput(INPUT_NAME, "UINT8", list(image.shape), image)])
+        await self._infer(request)
+        self._ready = True
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- inference ----------------------------------------------------------------------------
+
+    async def infer(
+        self, name: str, request: InferRequest, version: str | None = None
+    ) -> InferResponse:
+        self.check_model(name, version)
+        if not self._ready:
+            raise NotReady(f"model '{name}' is not ready yet")
+        return await self._infer(request)
+
+    async def _infer(self, request: InferRequest) -> InferResponse:
+        image = self._image_input(request)
+        score_threshold, max_detections = self._parameters(request.parameters)
+        wanted = self._wanted_outputs(request)
+        loop = asyncio.get_running_loop()
+        prepared = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self._prepare, i, item) for i, item in image)
+        )
+        candidates = await self._candidates(list(prepared))
+        circles = await asyncio.gather(
+            *(
+                loop.run_in_executor(self._pool, self.detector.finish, p, rows)
+                for p, rows in zip(prepared, candidates, strict=True)
+            )
+        )
+        circles = [c[c[:, 3] >= score_threshold][:max_detections] for c in circles]
+        outputs = [
+            InferOutput(name, OUTPUTS[name][0], data, binary)
+            for name, data in _tensors(circles).items()
+            if (binary := wanted.get(name)) is not None
+        ]
+        return InferResponse(self.model_name, self.model_version, outputs, id=request.id)
+
+    def _image_input(self, request: InferRequest) -> list[tuple[int, bytes | np.ndarray]]:
+        for tensor in request.inputs:
+            if tensor.name != INPUT_NAME:
+                raise BadRequest(f"unknown input '{tensor.name}'; the model takes '{INPUT_NAME}'")
+        tensor = request.input(INPUT_NAME)
+        if tensor is None:
+            raise BadRequest(f"missing input '{INPUT_NAME}'")
+        if len(tensor.shape) == 0 or tensor.shape[0] == 0:
+            raise BadRequest(f"input '{INPUT_NAME}' is an empty batch")
+        if tensor.shape[0] > self.max_images:
+            raise BadRequest(
+                f"input '{INPUT_NAME}' has {tensor.shape[0]} images; the limit is {self.max_images}"
+            )
+        if tensor.datatype == "BYTES":
+            if len(tensor.shape) != 1:
+                raise BadRequest(
+                    f"BYTES input '{INPUT_NAME}' must have shape [N] (one encoded file per image), "
+                    f"got {tensor.shape}"
+                )
+            return list(enumerate(tensor.data))
+        if tensor.datatype in ("UINT8", "UINT16"):
+            if len(tensor.shape) not in (3, 4) or (
+                len(tensor.shape) == 4 and tensor.shape[3] not in (1, 3, 4)
+            ):
+                raise BadRequest(
+                    f"{tensor.datatype} input '{INPUT_NAME}' must have shape [N, H, W] or "
+                    f"[N, H, W, C] with C in 1, 3, 4; got {tensor.shape}"
+                )
+            pixels = math.prod(tensor.shape[1:3])
+            if pixels > self.max_pixels:
+                raise BadRequest(
+                    f"images are {tensor.shape[2]}x{tensor.shape[1]} = {pixels} pixels, "
+                    f"over the limit of {self.max_pixels}"
+                )
+            return list(enumerate(tensor.data))
+        raise BadRequest(
+            f"input '{INPUT_NAME}' must be BYTES (encoded files) or UINT8 (pixels), "
+            f"got {tensor.datatype}"
+        )
+
+    def _prepare(self, index: int, item: bytes | np.ndarray) -> Prepared:
+        try:
+            array = decode_image(item, self.max_pixels) if isinstance(item, bytes) else item
+            return prepare(array, self.detector.max_side)
+        except ImageDecodeError as exc:
+            raise BadRequest(f"image {index}: {exc}") from None
+
+    @staticmethod
+    def _parameters(params: dict[str, Any]) -> tuple[float, int]:
+        threshold = params.get("score_threshold", DEFAULT_SCORE_THRESHOLD)
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise BadRequest("parameter 'score_threshold' must be a number")
+        if not 0.0 <= threshold <= 1.0:
+            raise BadRequest(f"parameter 'score_threshold' must be in [0, 1], got {threshold}")
+        limit = params.get("max_detections", DEFAULT_MAX_DETECTIONS)
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise BadRequest("parameter 'max_detections' must be an integer")
+        if not 0 <= limit <= MAX_DETECTIONS_LIMIT:
+            raise BadRequest(
+                f"parameter 'max_detections' must be in [0, {MAX_DETECTIONS_LIMIT}], got {limit}"
+            )
+        return float(threshold), int(limit)
+
+    @staticmethod
+    def _wanted_outputs(request: InferRequest) -> dict[str, bool]:
+        default = bool(request.parameters.get("binary_data_output", False))
+        if request.outputs is None:
+            return dict.fromkeys(OUTPUTS, default)
+        wanted = {}
+        for out in request.outputs:
+            if out.name not in OUTPUTS:
+                raise BadRequest(f"unknown output '{out.name}'; the model has {', '.join(OUTPUTS)}")
+            wanted[out.name] = default if out.binary is None else out.binary
+        return wanted
+
+    async def _in_process_candidates(self, prepared: list[Prepared]) -> list[np.ndarray]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.detector.candidates, prepared)
+
+
+def _tensors(circles: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Pad per-image (K_i, 4) rows of (cx, cy, r, score) to the V2 output tensors."""
+    n = len(circles)
+    k = max((len(c) for c in circles), default=0)
+    padded = np.zeros((n, k, 4), dtype=np.float32)
+    for i, c in enumerate(circles):
+        padded[i, : len(c)] = c
+    cx, cy, r = padded[..., 0], padded[..., 1], padded[..., 2]
+    return {
+        "num_detections": np.array([len(c) for c in circles], dtype=np.int32),
+        "boxes": np.stack([cx - r, cy - r, cx + r, cy + r], axis=-1).astype(np.float32),
+        "centers": padded[..., :2].copy(),
+        "radii": r.copy(),
+        "scores": padded[..., 3].copy(),
+    }

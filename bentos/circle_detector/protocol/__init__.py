@@ -1,0 +1,21 @@
+"""The Open Inference Protocol (KServe V2): transport-neutral types, tensor codecs and errors.
+
+`types` holds the request/response objects the dataplane works on, `codec` converts tensors
+between numpy and the wire (JSON data, the binary tensor extension, gRPC raw contents),
+`rest` and `grpc_codec` translate whole messages, and `errors` carries status codes.
+"""
+
+from .errors import BadRequest, NotFound, NotReady, ProtocolError
+from .types import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
+
+__all__ = [
+    "BadRequest",
+    "InferInput",
+    "InferOutput",
+    "InferRequest",
+    "InferResponse",
+    "NotFound",
+    "NotReady",
+    "ProtocolError",
+    "RequestedOutput",
+]

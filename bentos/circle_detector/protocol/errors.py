@@ -1,0 +1,37 @@
+"""Protocol errors that carry their own HTTP status and gRPC code, so transports only translate."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class ProtocolError(Exception):
+    """Base error; `message` is what the client sees as `{"error": message}`."""
+
+    http_status: ClassVar[int] = 500
+    grpc_code: ClassVar[str] = "INTERNAL"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(ProtocolError):
+    """The request is malformed or its tensors are invalid (400 / INVALID_ARGUMENT)."""
+
+    http_status = 400
+    grpc_code = "INVALID_ARGUMENT"
+
+
+class NotFound(ProtocolError):
+    """Unknown model or version (404 / NOT_FOUND)."""
+
+    http_status = 404
+    grpc_code = "NOT_FOUND"
+
+
+class NotReady(ProtocolError):
+    """The model has not finished loading and warming up (503 / UNAVAILABLE)."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"

@@ -1,0 +1,125 @@
+"""V2 REST transport: a FastAPI app that only translates HTTP to the dataplane and back.
+
+Mounted in the Bento with `@bentoml.asgi_app`; the service puts its `DataPlane` on
+`app.state.dataplane` when it starts. Errors become `{"error": "..."}` with the protocol's status.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .dataplane import DataPlane
+from .protocol import NotReady, ProtocolError
+from .protocol.rest_codec import HEADER_LENGTH, encode_response, parse_request
+
+logger = logging.getLogger(__name__)
+#: Bodies larger than this are parsed off the event loop.
+_THREAD_PARSE_BYTES = 1 << 20
+
+router = APIRouter(prefix="/v2")
+
+
+def _dataplane(request: Request) -> DataPlane:
+    dataplane = getattr(request.app.state, "dataplane", None)
+    if dataplane is None:
+        raise NotReady("the model is still loading")
+    return dataplane
+
+
+@router.get("")
+async def server_metadata(request: Request) -> JSONResponse:
+    return JSONResponse(_dataplane(request).server_metadata())
+
+
+@router.get("/health/live")
+async def server_live(request: Request) -> JSONResponse:
+    return JSONResponse({"live": True})
+
+
+@router.get("/health/ready")
+async def server_ready(request: Request) -> JSONResponse:
+    if not _dataplane(request).ready():
+        raise NotReady("the model is loading or warming up")
+    return JSONResponse({"ready": True})
+
+
+@router.get("/models/{name}")
+@router.get("/models/{name}/versions/{version}")
+async def model_metadata(request: Request, name: str, version: str | None = None) -> JSONResponse:
+    return JSONResponse(_dataplane(request).model_metadata(name, version))
+
+
+@router.get("/models/{name}/ready")
+@router.get("/models/{name}/versions/{version}/ready")
+async def model_ready(request: Request, name: str, version: str | None = None) -> JSONResponse:
+    if not _dataplane(request).model_ready(name, version):
+        raise NotReady(f"model '{name}' is loading or warming up")
+    return JSONResponse({"name": name, "ready": True})
+
+
+@router.post("/models/{name}/infer")
+@router.post("/models/{name}/versions/{version}/infer")
+async def infer(request: Request, name: str, version: str | None = None) -> Response:
+    dataplane = _dataplane(request)
+    dataplane.check_model(name, version)
+    body = await request.body()
+    header_length = request.headers.get(HEADER_LENGTH)
+    if len(body) > _THREAD_PARSE_BYTES:
+        infer_request = await run_in_threadpool(parse_request, body, header_length)
+    else:
+        infer_request = parse_request(body, header_length)
+    response = await dataplane.infer(name, infer_request, version)
+    payload, json_length = encode_response(response)
+    if json_length is None:
+        return Response(payload, media_type="application/json")
+    return Response(
+        payload,
+        media_type="application/octet-stream",
+        headers={HEADER_LENGTH: str(json_length)},
+    )
+
+
+async def _protocol_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ProtocolError)
+    return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"error": f"invalid request: {exc}"}, status_code=400)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error serving %s", request.url.path)
+    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+def create_app() -> FastAPI:
+    """The ASGI app holding the V2 routes (no docs pages: BentoML serves its own)."""
+    app = FastAPI(
+        title="circle-detector V2",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        exception_handlers={
+            ProtocolError: _protocol_error,
+            StarletteHTTPException: _http_error,
+            RequestValidationError: _validation_error,
+            Exception: _unexpected,
+        },
+    )
+    app.include_router(router)
+    return app
+
+
+app = create_app()

@@ -1,0 +1,160 @@
+"""Start and stop a real `bentoml serve` of the circle-detector Bento for tests and benchmarks.
+
+Usage (the `bento_server` fixture in `tests/conftest.py` does this once per session):
+
+    home = prepare_bentoml_home(tmp_dir)          # imports the committed weights there
+    with running_bento(home) as server:           # free HTTP + gRPC ports on 127.0.0.1
+        httpx.get(f"http://{server.http_url}/v2/health/ready")
+
+`http_url`/`grpc_url` are `127.0.0.1:PORT` (tritonclient wants no scheme); `metrics_url` is a
+full URL. Every wait is bounded; on failure the server's log tail is in the exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENTOML = Path(sys.executable).with_name("bentoml")
+READY_TIMEOUT_S = float(os.environ.get("BENTO_READY_TIMEOUT_S", "90"))
+
+
+@dataclass
+class BentoServer:
+    """A running Bento: addresses, the process and its log file."""
+
+    http_url: str
+    grpc_url: str
+    metrics_url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    bentoml_home: Path
+    startup_s: float
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.http_url}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def prepare_bentoml_home(home: Path) -> Path:
+    """Create a BentoML home at `home` and import the committed weights into its model store."""
+    home.mkdir(parents=True, exist_ok=True)
+    code = (
+        "from bentos.circle_detector.commands.import_model import import_model;"
+        "print(import_model()[0])"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env={**os.environ, "BENTOML_HOME": str(home)},
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return home
+
+
+def start_bento(
+    bentoml_home: Path,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    timeout_s: float = READY_TIMEOUT_S,
+) -> BentoServer:
+    """`bentoml serve` from the repo root; returns once /v2/health/ready answers 200."""
+    http_port, grpc_port = free_port(), free_port()
+    log_path = log_path or bentoml_home / f"bento-{http_port}.log"
+    full_env = {
+        **os.environ,
+        "BENTOML_HOME": str(bentoml_home),
+        "CIRCLE_DETECTOR_GRPC_PORT": str(grpc_port),
+        "CIRCLE_DETECTOR_GRPC_HOST": "127.0.0.1",
+        "BENTOML_DO_NOT_TRACK": "true",
+        **(env or {}),
+    }
+    started = time.perf_counter()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BENTOML), "serve", "--host", "127.0.0.1", "--port", str(http_port)],
+            cwd=REPO_ROOT,
+            env=full_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # own process group: stop() ends the workers too
+        )
+    server = BentoServer(
+        http_url=f"127.0.0.1:{http_port}",
+        grpc_url=f"127.0.0.1:{grpc_port}",
+        metrics_url=f"http://127.0.0.1:{http_port}/metrics",
+        process=process,
+        log_path=log_path,
+        bentoml_home=bentoml_home,
+        startup_s=0.0,
+    )
+    try:
+        _wait_ready(server, timeout_s)
+    except BaseException:
+        stop_bento(server)
+        raise
+    server.startup_s = time.perf_counter() - started
+    return server
+
+
+def _wait_ready(server: BentoServer, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    url = f"{server.base_url}/v2/health/ready"
+    with httpx.Client(timeout=2.0) as client:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(
+                    f"bentoml serve exited with {server.process.returncode}:\n{server.log_tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if client.get(url).status_code == 200:
+                    return
+            time.sleep(0.05)
+    raise TimeoutError(f"Bento not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
+
+
+def stop_bento(server: BentoServer, timeout_s: float = 15.0) -> None:
+    """SIGTERM the server's process group, SIGKILL it if it lingers."""
+    if server.process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(server.process.pid, signal.SIGTERM)
+    try:
+        server.process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.process.pid, signal.SIGKILL)
+        server.process.wait(5)
+
+
+@contextlib.contextmanager
+def running_bento(
+    bentoml_home: Path, env: Mapping[str, str] | None = None, timeout_s: float = READY_TIMEOUT_S
+) -> Iterator[BentoServer]:
+    server = start_bento(bentoml_home, env=env, timeout_s=timeout_s)
+    try:
+        yield server
+    finally:
+        stop_bento(server)
