@@ -29,7 +29,7 @@ class Protocol(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Backend settings; each field is also an environment variable of the same name (upper case)."""
+    """Backend settings; each field is also an environment variable of the same name."""
 
     model_config = SettingsConfigDict(
         env_prefix="", case_sensitive=False, extra="ignore", frozen=True
@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         "Use postgres://user:pass@host:5432/db for several replicas.",
     )
     storage_dir: Path | None = Field(
-        None, description="Where uploaded files live (the PVC in Kubernetes); default DATA_DIR/images."
+        None, description="Where uploaded files live (the PVC in Kubernetes); DATA_DIR/images."
     )
     migrate_on_start: bool = Field(True, description="Apply database migrations at start-up.")
 
@@ -57,21 +57,21 @@ class Settings(BaseSettings):
         "", description="Host header (KServe hostname) when calling through the Istio gateway."
     )
     model_protocol: Protocol = Field(Protocol.HTTP, description="`http` (default) or `grpc`.")
-    model_timeout_s: float = Field(30.0, gt=0, description="Timeout of one call to the model server.")
+    model_timeout_s: float = Field(30.0, gt=0, description="Timeout of one model server call.")
     model_retry_deadline_s: float = Field(
         30.0,
         ge=0,
-        description="Keep retrying an unreachable model server this long (Knative scale-from-zero).",
+        description="Keep retrying an unreachable model server this long (scale from zero).",
     )
     model_retry_backoff_s: float = Field(0.25, gt=0, description="First retry delay; doubles.")
     model_retry_backoff_max_s: float = Field(4.0, gt=0, description="Longest retry delay.")
     ready_timeout_s: float = Field(2.0, gt=0, description="Timeout of each /health/ready check.")
     score_threshold: float = Field(0.5, ge=0, le=1, description="Default minimum score kept.")
-    max_detections: int = Field(100, ge=1, le=10000, description="Default cap on circles per image.")
+    max_detections: int = Field(100, ge=1, le=10000, description="Default most circles kept.")
     dummy_seed: int = Field(0, description="Seed of the fake detections in MODE=dummy.")
 
     max_upload_bytes: int = Field(
-        20 * 1024 * 1024, gt=0, description="Largest accepted file (413 above, checked while streaming)."
+        20 * 1024 * 1024, gt=0, description="Largest accepted file (413, checked while streaming)."
     )
     max_image_pixels: int = Field(
         4096 * 4096, gt=0, description="Largest accepted width x height (decompression bombs: 413)."
@@ -122,4 +122,6 @@ class Settings(BaseSettings):
             return "sqlite"
         if scheme in ("postgres", "postgresql", "asyncpg", "psycopg"):
             return "postgres"
-        raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r}; use sqlite:// or postgres://")
+        raise ValueError(
+            f"unsupported DATABASE_URL scheme {scheme!r}; use sqlite:// or postgres://"
+        )

@@ -37,7 +37,7 @@ class Blob(Model):
 
 
 class Image(Model):
-    """One upload: metadata of the file, detection status and the model that produced its objects."""
+    """One upload: file metadata, detection status and the model that produced its objects."""
 
     id = fields.UUIDField(primary_key=True)
     blob: fields.ForeignKeyRelation[Blob] = fields.ForeignKeyField(

@@ -1,0 +1,1 @@
+"""HTTP layer: dependencies and thin routes that translate requests to ImageService calls."""

@@ -1,0 +1,201 @@
+"""`/api/v1/images/...`: thin translations between HTTP and ImageService."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from backend.api.deps import Service, WriteAccess
+from backend.errors import APIError
+from backend.models import ImageStatus
+from backend.schemas import ErrorOut, ImageOut, ImagePage, ImageSummary, ObjectOut
+from backend.uploads import read_upload
+
+router = APIRouter(prefix="/images", tags=["images"])
+
+ScoreThreshold = Annotated[
+    float | None, Query(ge=0, le=1, description="Minimum score kept (default SCORE_THRESHOLD).")
+]
+MaxDetections = Annotated[
+    int | None, Query(ge=1, le=10000, description="Most circles kept (default MAX_DETECTIONS).")
+]
+IMAGE_ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+WRITE_ERRORS = {401: {"model": ErrorOut}}
+
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "PNG, JPEG, BMP, TIFF or WEBP, judged by content.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _image_response(image, objects, timings, status_code: int, request: Request) -> JSONResponse:
+    body = ImageOut.build(image, objects, timings).model_dump(mode="json")
+    headers = {"Location": str(request.url_for("get_image", image_id=str(image.id)).path)}
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+@router.post(
+    "/",
+    status_code=201,
+    response_model=ImageOut,
+    dependencies=[WriteAccess],
+    openapi_extra=UPLOAD_BODY,
+    responses={
+        201: {"description": "Stored and detected."},
+        202: {
+            "model": ImageOut,
+            "description": "Stored, but detection did not finish: `status` is `pending` (the "
+            "model server stayed unreachable until MODEL_RETRY_DEADLINE_S; call POST "
+            ".../detect later) or `failed` (the model server refused the image; `error` says "
+            "why). The image id is in the body and the Location header.",
+        },
+        413: {"model": ErrorOut, "description": "File or pixel count over the limit."},
+        415: {"model": ErrorOut, "description": "Not an image, or an unsupported format."},
+        422: {"model": ErrorOut, "description": "Empty, truncated or corrupt image; bad form."},
+        **WRITE_ERRORS,
+    },
+)
+async def upload_image(
+    request: Request,
+    service: Service,
+    score_threshold: ScoreThreshold = None,
+    max_detections: MaxDetections = None,
+) -> JSONResponse:
+    """Upload one image (multipart field `file`), store it and detect its circles."""
+    upload = await read_upload(request, service.settings.max_upload_bytes)
+    params = service.params(score_threshold, max_detections)
+    image, timings = await service.create(upload, params)
+    objects = await service.detections(image)
+    status = 201 if image.status == ImageStatus.DONE else 202
+    return _image_response(image, objects, timings, status, request)
+
+
+@router.get("/", response_model=ImagePage)
+async def list_images(
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> ImagePage:
+    """Images, newest first."""
+    items, total = await service.page(limit, offset)
+    return ImagePage(
+        items=[ImageSummary.of(i) for i in items], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{image_id}", response_model=ImageOut, responses=IMAGE_ERRORS)
+async def get_image(image_id: UUID, service: Service) -> ImageOut:
+    """One image with its objects."""
+    image = await service.get(image_id)
+    return ImageOut.build(image, await service.detections(image))
+
+
+@router.get(
+    "/{image_id}/file",
+    response_class=Response,
+    responses={200: {"content": {"image/*": {}}}, **IMAGE_ERRORS},
+)
+async def get_image_file(image_id: UUID, service: Service) -> Response:
+    """The original bytes, with the content type judged at upload."""
+    image = await service.get(image_id)
+    return Response(
+        await service.read_file(image),
+        media_type=image.content_type,
+        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+    )
+
+
+@router.get(
+    "/{image_id}/annotated",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}, **IMAGE_ERRORS},
+)
+async def get_annotated(image_id: UUID, service: Service) -> Response:
+    """PNG of the image with the detected circles drawn."""
+    image = await service.get(image_id)
+    return Response(await service.annotated(image), media_type="image/png")
+
+
+@router.delete(
+    "/{image_id}",
+    status_code=204,
+    dependencies=[WriteAccess],
+    responses={**IMAGE_ERRORS, **WRITE_ERRORS},
+)
+async def delete_image(image_id: UUID, service: Service) -> Response:
+    """Delete the image, its objects and its file."""
+    await service.delete(image_id)
+    return Response(status_code=204)
+
+
+@router.get("/{image_id}/objects", response_model=list[ObjectOut], responses=IMAGE_ERRORS)
+async def list_objects(image_id: UUID, service: Service) -> list[ObjectOut]:
+    """The image's detected circles, best first."""
+    image = await service.get(image_id)
+    return [ObjectOut.of(d) for d in await service.detections(image)]
+
+
+@router.get("/{image_id}/objects/{object_id}", response_model=ObjectOut, responses=IMAGE_ERRORS)
+async def get_object(
+    image_id: UUID, object_id: Annotated[int, Path(ge=1, le=2**63 - 1)], service: Service
+) -> ObjectOut:
+    """One detected circle of the image."""
+    image = await service.get(image_id)
+    for det in await service.detections(image):
+        if det.id == object_id:
+            return ObjectOut.of(det)
+    raise APIError(404, f"object {object_id} not found in image {image_id}")
+
+
+@router.post(
+    "/{image_id}/detect",
+    response_model=ImageOut,
+    dependencies=[WriteAccess],
+    responses={
+        200: {"description": "Detected; objects replaced by this run's."},
+        503: {
+            "model": ErrorOut,
+            "description": "The model server is still unreachable; the image stays `pending`.",
+        },
+        **IMAGE_ERRORS,
+        **WRITE_ERRORS,
+    },
+)
+async def detect_again(
+    image_id: UUID,
+    request: Request,
+    service: Service,
+    score_threshold: ScoreThreshold = None,
+    max_detections: MaxDetections = None,
+) -> JSONResponse:
+    """Run detection again (after the model server was down, or for a new model version)."""
+    image = await service.get(image_id)
+    await service.detect(image, service.params(score_threshold, max_detections))
+    if image.status == ImageStatus.PENDING:
+        raise APIError(503, f"model server unavailable: {image.error}", image_id=str(image.id))
+    objects = await service.detections(image)
+    status = 200 if image.status == ImageStatus.DONE else 422
+    if status == 422:
+        raise APIError(
+            422, f"the model server refused the image: {image.error}", image_id=str(image.id)
+        )
+    return _image_response(image, objects, None, status, request)
