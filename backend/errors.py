@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from tortoise.exceptions import DBConnectionError, OperationalError
+from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
 
 from backend.storage import StorageError
 
@@ -71,6 +71,7 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(503, f"storage unavailable: {exc}")
 
     @app.exception_handler(DBConnectionError)
+    @app.exception_handler(IntegrityError)
     @app.exception_handler(OperationalError)
     async def _db_error(_: Request, exc: Exception) -> JSONResponse:
         log.error("database failure: %s", exc)
