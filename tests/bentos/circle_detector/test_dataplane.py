@@ -1,0 +1,101 @@
+"""The dataplane and the REST app in-process (httpx's ASGI transport, no BentoML): readiness
+gating and equality with the model, without the batcher in between."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+import torch
+
+from bentos.circle_detector import rest
+from bentos.circle_detector.dataplane import DataPlane
+from bentos.circle_detector.model.detector import CircleDetector
+from bentos.circle_detector.protocol import InferInput, InferRequest, NotReady
+from tests.bentos.circle_detector.images import (
+    LOOSE,
+    assert_matches_reference,
+    circles_image,
+    encode,
+    reference,
+    reference_detector,
+)
+
+
+@pytest.fixture
+def dataplane():
+    plane = DataPlane(reference_detector(), threads=2)
+    yield plane
+    plane.close()
+
+
+async def test_not_ready_until_warmed_up(dataplane):
+    app = rest.create_app()
+    app.state.dataplane = dataplane
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/v2/health/live")).status_code == 200
+        ready = await client.get("/v2/health/ready")
+        assert ready.status_code == 503 and "warming up" in ready.json()["error"]
+        assert (await client.get("/v2/models/circle-detector/ready")).status_code == 503
+        body = {
+            "inputs": [{"name": "image", "datatype": "UINT8", "shape": [1, 8, 8], "data": [0] * 64}]
+        }
+        infer = await client.post("/v2/models/circle-detector/infer", json=body)
+        assert infer.status_code == 503 and "not ready" in infer.json()["error"]
+        await dataplane.warm_up()
+        assert (await client.get("/v2/health/ready")).json() == {"ready": True}
+        infer = await client.post("/v2/models/circle-detector/infer", json=body)
+        assert infer.status_code == 200, infer.text
+
+
+async def test_no_dataplane_yet_is_503():
+    transport = httpx.ASGITransport(app=rest.create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/v2/health/ready")
+    assert response.status_code == 503 and "loading" in response.json()["error"]
+
+
+def _hot_detector() -> CircleDetector:
+    """The committed weights with the heatmap prior raised, so that even the untrained
+    placeholder reports candidates and the padding of uneven counts is exercised."""
+    checkpoint = reference_detector().checkpoint()
+    state = dict(checkpoint["state_dict"])
+    state["heatmap.bias"] = torch.full_like(state["heatmap.bias"], 2.0)
+    return CircleDetector.from_checkpoint({**checkpoint, "state_dict": state})
+
+
+async def test_infer_equals_the_model(dataplane):
+    await dataplane.warm_up()
+    images = np.stack([circles_image(64, 64, s) for s in (21, 22, 23)])
+    request = InferRequest(
+        inputs=[InferInput("image", "UINT8", list(images.shape), images)], parameters=LOOSE
+    )
+    response = await dataplane.infer("circle-detector", request)
+    outputs = {o.name: o.data for o in response.outputs}
+    assert_matches_reference(outputs, reference(list(images), **LOOSE))
+
+
+async def test_uneven_counts_are_zero_padded_and_equal_the_model():
+    detector = _hot_detector()
+    plane = DataPlane(detector, threads=2)
+    try:
+        await plane.warm_up()
+        images = [circles_image(64, 64, 24), circles_image(96, 80, 25)]
+        tensor = np.array([encode(i) for i in images], dtype=object)
+        params = {"score_threshold": 0.0, "max_detections": 7}
+        request = InferRequest(
+            inputs=[InferInput("image", "BYTES", [2], tensor)], parameters=params
+        )
+        outputs = {o.name: o.data for o in (await plane.infer("circle-detector", request)).outputs}
+    finally:
+        plane.close()
+    expected = detector.detect_arrays(images, 0.0, 7)
+    assert max(len(e) for e in expected) > 0, "the hot detector must report candidates"
+    assert_matches_reference(outputs, expected)
+
+
+async def test_infer_before_warm_up_raises_not_ready(dataplane):
+    request = InferRequest(inputs=[InferInput("image", "UINT8", [1, 8, 8], np.zeros((1, 8, 8)))])
+    with pytest.raises(NotReady):
+        await dataplane.infer("circle-detector", request)
