@@ -23,10 +23,17 @@ log = logging.getLogger(__name__)
 class APIError(Exception):
     """A failure with the status code and message the client should see."""
 
-    def __init__(self, status_code: int, message: str, **extra: Any) -> None:
+    def __init__(
+        self,
+        status_code: int,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.message = message
+        self.headers = headers or {}
         self.extra = extra
 
 
@@ -51,7 +58,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.status_code, exc.message, **exc.extra)
+        response = error_response(exc.status_code, exc.message, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

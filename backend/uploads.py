@@ -54,7 +54,19 @@ def clean_filename(raw: str) -> str:
 
 
 async def read_upload(request: Request, max_bytes: int) -> Upload:
-    """Parse the multipart body and return its `file` part; 413/415/422 on bad bodies."""
+    """Parse the multipart body and return its `file` part; 413/415/422 on bad bodies.
+
+    A refusal closes the connection (`Connection: close`) so that the server stops receiving
+    the rest of the body instead of reading and discarding it.
+    """
+    try:
+        return await _read_upload(request, max_bytes)
+    except APIError as exc:
+        exc.headers["Connection"] = "close"
+        raise
+
+
+async def _read_upload(request: Request, max_bytes: int) -> Upload:
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     boundary = params.get(b"boundary")
     if content_type != b"multipart/form-data" or not boundary:
