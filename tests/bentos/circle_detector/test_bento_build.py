@@ -1,0 +1,44 @@
+"""`bentoml build` from the repo root: the Bento holds the service, the model and CPU-only deps."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+
+import yaml
+
+from tests.servers import BENTOML, REPO_ROOT
+
+CUDA = re.compile(r"nvidia-|cuda|cudnn|triton==", re.I)
+
+
+def test_build_makes_a_cpu_bento_with_service_and_model(bentoml_home):
+    env = {**os.environ, "BENTOML_HOME": str(bentoml_home), "BENTOML_DO_NOT_TRACK": "true"}
+    out = subprocess.run(
+        [str(BENTOML), "build", "-o", "tag"],
+        cwd=REPO_ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    ).stdout
+    tag = re.search(r"__tag__:(\S+)", out)[1]
+    name, version = tag.split(":")
+    bento = bentoml_home / "bentos" / name / version
+    info = yaml.safe_load((bento / "bento.yaml").read_text())
+    assert info["service"] == "bentos.circle_detector.service:CircleDetectorService"
+    models = [m["tag"] for s in info["services"] for m in s["models"]]
+    assert len(models) == 1 and models[0].startswith("circle-detector:")
+    assert (bentoml_home / "models" / "circle-detector").is_dir()
+    assert (bento / "src/bentos/circle_detector/service.py").is_file()
+    assert (bento / "src/bentos/circle_detector/protocol/codec.py").is_file()
+    assert not list((bento / "src").rglob("*.pt")), "weights come from the model store"
+    assert not (bento / "src/tests").exists()
+    requirements = (bento / "env/python/requirements.txt").read_text()
+    assert "torch==2.13.0+cpu" in requirements
+    assert "download.pytorch.org/whl/cpu" in requirements
+    assert not CUDA.search(requirements), requirements
+    routes = [r["route"] for r in info["schema"]["routes"]]
+    assert routes == ["/detect"]
