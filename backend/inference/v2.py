@@ -177,6 +177,8 @@ def parse_circles(outputs: dict[str, np.ndarray | None]) -> list[Circle]:
         or not 0 <= count <= boxes.shape[1]
     ):
         raise ModelRejectedError("model response has inconsistent output shapes")
+    finite = np.isfinite(boxes[0]).all(-1) & np.isfinite(centers[0]).all(-1)
+    finite &= np.isfinite(radii[0]) & np.isfinite(scores[0])
     circles = [
         Circle(
             x1=float(boxes[0, i, 0]),
@@ -189,5 +191,6 @@ def parse_circles(outputs: dict[str, np.ndarray | None]) -> list[Circle]:
             score=float(np.clip(scores[0, i], 0.0, 1.0)),
         )
         for i in range(count)
+        if finite[i]  # a NaN row would break the database's CHECK constraints
     ]
     return sorted(circles, key=lambda c: -c.score)
