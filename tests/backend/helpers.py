@@ -190,3 +190,40 @@ def snapshot(server: BackendServer) -> tuple[int, int]:
     with server.client() as c:
         total = c.get(API, params={"limit": 1}).json()["total"]
     return total, server.file_count()
+
+
+def db_rows(server: BackendServer, sql: str) -> list[tuple]:
+    """Run SQL directly on the server's database (SQLite file or PostgreSQL)."""
+    url = server.env.get("DATABASE_URL") or ""
+    if not url:
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(server.sqlite_path, timeout=10)) as conn:
+            rows = conn.execute(sql).fetchall()
+            conn.commit()
+            return rows
+
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> list[tuple]:
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            return [tuple(r) for r in await conn.fetch(sql)]
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def start_bento_at(bentoml_home: Path, http_port: int, grpc_port: int):
+    """`tests.servers.start_bento` on chosen ports, so a stopped model server can come back at
+    the same address (the helper itself always picks fresh ports)."""
+    from unittest import mock
+
+    from tests import servers
+
+    ports = iter([http_port, grpc_port])
+    with mock.patch.object(servers, "free_port", lambda: next(ports)):
+        return servers.start_bento(bentoml_home)
