@@ -7,6 +7,7 @@ stay in the log.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +15,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+
+try:  # errors the drivers raise that Tortoise passes through untranslated
+    from asyncpg import PostgresError as _PgError
+except ImportError:  # pragma: no cover - asyncpg is a dependency
+    _PgError = sqlite3.Error
 
 from backend.storage import StorageError
 
@@ -80,6 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(503, f"storage unavailable: {exc}")
 
     @app.exception_handler(DBConnectionError)
+    @app.exception_handler(_PgError)
+    @app.exception_handler(sqlite3.Error)
     @app.exception_handler(IntegrityError)
     @app.exception_handler(OperationalError)
     async def _db_error(_: Request, exc: Exception) -> JSONResponse:
