@@ -1,0 +1,34 @@
+# The Bento, built offline from the `bentoml build` output (scripts/build-images.sh --offline):
+# the staged context holds bento/ (the built Bento: src/, models/, env/python/requirements.txt,
+# bento.yaml) and wheels/ (every requirement as a wheel, torch's CPU build included). With a
+# registry at hand, `bentoml containerize` builds the equivalent image instead.
+#   BASE_IMAGE: python:3.11-slim by default; localhost/circle-base:bookworm where no registry is
+#   reachable (scripts/container-base.sh).
+ARG BASE_IMAGE=python:3.11-slim
+FROM ${BASE_IMAGE}
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH \
+    BENTOML_HOME=/home/bentoml/bentoml \
+    BENTO_PATH=/home/bentoml/bento
+
+COPY wheels /tmp/wheels
+COPY bento/env/python/requirements.txt /tmp/requirements.txt
+RUN set -eu; \
+    python3 -m venv /opt/venv; \
+    grep -vE '^\s*-{1,2}(extra-)?index-url' /tmp/requirements.txt > /tmp/requirements.offline.txt; \
+    /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels \
+      -r /tmp/requirements.offline.txt; \
+    rm -rf /tmp/wheels /tmp/requirements*.txt; \
+    groupadd --gid 10001 bentoml; \
+    useradd --uid 10001 --gid 10001 --create-home --home-dir /home/bentoml --shell /usr/sbin/nologin bentoml
+
+COPY --chown=10001:10001 bento /home/bentoml/bento
+USER 10001:10001
+WORKDIR /home/bentoml/bento
+# Knative sets PORT (8080 in KServe); the Bento reads it. gRPC listens on 8081.
+ENV PORT=8080
+EXPOSE 8080 8081
+CMD ["bentoml", "serve", "/home/bentoml/bento"]

