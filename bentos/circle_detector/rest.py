@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .dataplane import DataPlane
 from .protocol import NotReady, ProtocolError
@@ -92,7 +93,9 @@ async def _protocol_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
+    return JSONResponse(
+        {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
+    )
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -120,6 +123,26 @@ def create_app() -> FastAPI:
     )
     app.include_router(router)
     return app
+
+
+class V2Dispatch:
+    """ASGI middleware for the Bento: every `/v2` request goes straight to the V2 app.
+
+    BentoML's mount only matches paths its router understands (a path with an encoded newline
+    falls through to a plain-text 404); dispatching on the prefix makes every V2 answer, 404s
+    included, a JSON `{"error": ...}`.
+    """
+
+    def __init__(self, app: ASGIApp, v2_app: ASGIApp) -> None:
+        self.app = app
+        self.v2_app = v2_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and (path == "/v2" or path.startswith("/v2/")):
+            await self.v2_app(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 app = create_app()

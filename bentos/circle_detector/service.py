@@ -117,3 +117,6 @@ class CircleDetectorService:
         if self._grpc_server is not None:
             await self._grpc_server.stop(grace=1.0)
         self.dataplane.close()
+
+
+CircleDetectorService.add_asgi_middleware(rest.V2Dispatch, v2_app=rest.app)
