@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from aerich import Command
-from tortoise import Tortoise, connections
+from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
+from tortoise.context import TortoiseContext
 
 from backend.config import Settings
 
@@ -53,42 +57,70 @@ def prepare_filesystem(settings: Settings) -> None:
 
 
 async def apply_migrations(settings: Settings) -> list[str]:
-    """Apply every migration not yet applied; returns the names applied."""
+    """Apply every migration not yet applied; returns the names applied.
+
+    Runs in a fresh Tortoise context so that it neither sees nor leaves ORM state behind.
+    """
     prepare_filesystem(settings)
-    command = Command(
-        tortoise_config=tortoise_config(settings),
-        app=APP,
-        location=str(migrations_location(settings)),
-    )
-    try:
-        await command.init()
-        conn = connections.get("default")
-        if settings.dialect == "postgres":
-            await conn.execute_query("SELECT pg_advisory_lock($1)", [_PG_MIGRATION_LOCK])
-        try:
-            applied = await command.upgrade(run_in_transaction=True)
-        finally:
-            if settings.dialect == "postgres":
-                await conn.execute_query("SELECT pg_advisory_unlock($1)", [_PG_MIGRATION_LOCK])
-    finally:
-        await Tortoise.close_connections()
+    async with _migration_lock(settings):
+        with TortoiseContext():
+            command = Command(
+                tortoise_config=tortoise_config(settings),
+                app=APP,
+                location=str(migrations_location(settings)),
+            )
+            try:
+                await command.init()
+                applied = await command.upgrade(run_in_transaction=True)
+            finally:
+                await Tortoise.close_connections()
     for name in applied:
         log.info("applied migration %s", name)
     return applied
 
 
+@asynccontextmanager
+async def _migration_lock(settings: Settings) -> AsyncIterator[None]:
+    """On PostgreSQL, hold an advisory lock on a connection of its own while migrating.
+
+    (A pooled connection would not do: asyncpg's pool drops advisory locks on release.)
+    """
+    if settings.dialect != "postgres":
+        yield
+        return
+    import asyncpg
+
+    creds = expand_db_url(settings.resolved_database_url)["credentials"]
+    conn = await asyncpg.connect(
+        host=creds.get("host"),
+        port=int(creds.get("port") or 5432),
+        user=creds.get("user"),
+        password=creds.get("password"),
+        database=creds.get("database"),
+        timeout=30,
+    )
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _PG_MIGRATION_LOCK)
+        yield
+    finally:
+        await conn.close()  # ends the session, which releases the lock
+
+
 async def make_migrations(settings: Settings, name: str) -> str | None:
     """Write a new migration for `settings`' dialect from the models' changes (developer tool)."""
     location = migrations_location(settings)
-    command = Command(tortoise_config=tortoise_config(settings), app=APP, location=str(location))
-    try:
-        if not (location / APP).exists():
-            await command.init_migrations(safe=True)
-            return "initial"
-        await command.init()
-        return await command.migrate(name, no_input=True)
-    finally:
-        await Tortoise.close_connections()
+    with TortoiseContext():
+        command = Command(
+            tortoise_config=tortoise_config(settings), app=APP, location=str(location)
+        )
+        try:
+            if not (location / APP).exists():
+                await command.init_migrations(safe=True)
+                return "initial"
+            await command.init()
+            return await command.migrate(name, no_input=True)
+        finally:
+            await Tortoise.close_connections()
 
 
 def main(argv: list[str] | None = None) -> None:
