@@ -84,6 +84,12 @@ class MetricsMiddleware:
 
 
 def _route_of(scope: dict[str, Any]) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return path if isinstance(path, str) and path else "unmatched"
+    """The matched route's template, e.g. /api/v1/images/{image_id}; "unmatched" otherwise."""
+    if not isinstance(getattr(scope.get("route"), "path", None), str):
+        return "unmatched"
+    path = scope.get("path", "")
+    for name, value in (scope.get("path_params") or {}).items():
+        text = str(value)
+        if text:
+            path = path.replace(text, "{" + name + "}", 1)
+    return path
