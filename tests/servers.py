@@ -74,13 +74,25 @@ def prepare_bentoml_home(home: Path) -> Path:
     return home
 
 
+def serve_command(http_port: int, standalone: bool = False) -> list[str]:
+    """`bentoml serve` (supervisor + worker), or the single-process launcher."""
+    if standalone:
+        return [sys.executable, "-m", "bentos.circle_detector.standalone", "--host", "127.0.0.1",
+                "--port", str(http_port)]  # fmt: skip
+    return [str(BENTOML), "serve", "--host", "127.0.0.1", "--port", str(http_port)]
+
+
 def start_bento(
     bentoml_home: Path,
     env: Mapping[str, str] | None = None,
     log_path: Path | None = None,
     timeout_s: float = READY_TIMEOUT_S,
+    standalone: bool = False,
 ) -> BentoServer:
-    """`bentoml serve` from the repo root; returns once /v2/health/ready answers 200."""
+    """`bentoml serve` from the repo root; returns once /v2/health/ready answers 200.
+
+    `standalone=True` runs `python -m bentos.circle_detector.standalone` instead.
+    """
     http_port, grpc_port = free_port(), free_port()
     log_path = log_path or bentoml_home / f"bento-{http_port}.log"
     full_env = {
@@ -94,7 +106,7 @@ def start_bento(
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BENTOML), "serve", "--host", "127.0.0.1", "--port", str(http_port)],
+            serve_command(http_port, standalone),
             cwd=REPO_ROOT,
             env=full_env,
             stdout=log,
@@ -151,9 +163,12 @@ def stop_bento(server: BentoServer, timeout_s: float = 15.0) -> None:
 
 @contextlib.contextmanager
 def running_bento(
-    bentoml_home: Path, env: Mapping[str, str] | None = None, timeout_s: float = READY_TIMEOUT_S
+    bentoml_home: Path,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = READY_TIMEOUT_S,
+    standalone: bool = False,
 ) -> Iterator[BentoServer]:
-    server = start_bento(bentoml_home, env=env, timeout_s=timeout_s)
+    server = start_bento(bentoml_home, env=env, timeout_s=timeout_s, standalone=standalone)
     try:
         yield server
     finally:

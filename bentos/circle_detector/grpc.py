@@ -7,12 +7,15 @@ and maps `ProtocolError` to its gRPC status code.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from .dataplane import DataPlane
 from .protocol import ProtocolError, grpc_codec
+
+if TYPE_CHECKING:
+    from .dataplane import DataPlane
 
 logger = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024

@@ -7,6 +7,7 @@ Mounted in the Bento with `@bentoml.asgi_app`; the service puts its `DataPlane` 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,9 +16,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .dataplane import DataPlane
 from .protocol import NotReady, ProtocolError
 from .protocol.rest_codec import HEADER_LENGTH, encode_response, parse_request
+
+if TYPE_CHECKING:  # the dataplane pulls in torch; the Bento's CLI process must not
+    from .dataplane import DataPlane
 
 logger = logging.getLogger(__name__)
 #: Bodies larger than this are parsed off the event loop.

@@ -13,17 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
 import numpy as np
-import torch
 
-from . import grpc as grpc_transport
 from . import rest
-from .dataplane import DataPlane
-from .model.detector import CircleDetector, Prepared
 from .settings import load_settings
+
+if TYPE_CHECKING:
+    from .model.detector import Prepared
 
 logger = logging.getLogger(__name__)
 SETTINGS = load_settings()
@@ -46,6 +45,13 @@ class CircleDetectorService:
     model_ref = bentoml.models.BentoModel(SETTINGS.model_tag)
 
     def __init__(self) -> None:
+        # Heavy imports happen here, in the worker only: `bentoml serve` imports this module in
+        # its CLI process too, and torch there would add seconds to every cold start.
+        import torch
+
+        from .dataplane import DataPlane
+        from .model.detector import CircleDetector
+
         if SETTINGS.torch_threads:
             torch.set_num_threads(SETTINGS.torch_threads)
         self.detector = CircleDetector.load(self.model_ref.path_of(WEIGHTS_FILE))
@@ -95,6 +101,8 @@ class CircleDetectorService:
     async def _start(self) -> None:
         rest.app.state.dataplane = self.dataplane
         if SETTINGS.grpc_port:
+            from . import grpc as grpc_transport
+
             self._grpc_server, _ = await grpc_transport.start_server(
                 self.dataplane, SETTINGS.grpc_host, SETTINGS.grpc_port
             )
