@@ -34,7 +34,7 @@ class Upload:
 
 @dataclass
 class _Part:
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, bytes] = field(default_factory=dict)
     data: bytearray = field(default_factory=bytearray)
     header_field: bytearray = field(default_factory=bytearray)
     header_value: bytearray = field(default_factory=bytearray)
@@ -100,13 +100,13 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
     def on_header_end() -> None:
         part = current()
         name = part.header_field.decode("latin-1").strip().lower()
-        part.headers[name] = part.header_value.decode("utf-8", "replace")
+        part.headers[name] = bytes(part.header_value)
         part.header_field.clear()
         part.header_value.clear()
 
     def on_headers_finished() -> None:
         part = current()
-        _, disp = parse_options_header(part.headers.get("content-disposition", ""))
+        _, disp = _disposition(part)
         if disp.get(b"name") == FIELD.encode() and not file_part:
             file_part.append(part)
 
@@ -143,13 +143,21 @@ async def _read_upload(request: Request, max_bytes: int) -> Upload:
     if not file_part:
         raise APIError(422, f"the multipart body has no '{FIELD}' field")
     part = file_part[0]
-    _, disp = parse_options_header(part.headers.get("content-disposition", ""))
+    _, disp = _disposition(part)
     filename = disp.get(b"filename", b"").decode("utf-8", "replace")
     return Upload(
         data=bytes(part.data),
         filename=clean_filename(filename),
-        declared_type=part.headers.get("content-type", "")[:100],
+        declared_type=part.headers.get("content-type", b"").decode("latin-1")[:100],
     )
+
+
+def _disposition(part: _Part) -> tuple[bytes, dict[bytes, bytes]]:
+    """The part's Content-Disposition, parsed from raw bytes (names may be any UTF-8)."""
+    try:
+        return parse_options_header(part.headers.get("content-disposition", b""))
+    except ValueError as exc:
+        raise APIError(422, f"malformed Content-Disposition header: {exc}") from exc
 
 
 def _count_header(part: _Part, size: int) -> None:

@@ -245,3 +245,22 @@ def test_unknown_routes_and_methods_answer_json(backend):
         assert r.status_code == 404 and r.json() == {"error": "Not Found"}
         r = c.put(API)
         assert r.status_code == 405 and "error" in r.json()
+
+
+def test_non_latin1_part_headers_are_read_as_utf8(backend):
+    """Found by schemathesis: a form field named with characters beyond Latin-1 gave a 500."""
+    boundary = "qq"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="𡈻x"\r\n\r\nnull\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="круг🙂.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + circles_png(seed=8)
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {**backend.headers, "Content-Type": f"multipart/form-data; boundary={boundary}"}
+    with backend.client() as c:
+        r = c.post(API, content=body, headers=headers)
+    assert r.status_code == 201, r.text
+    assert r.json()["filename"] == "круг🙂.png"
