@@ -253,7 +253,8 @@ def test_non_latin1_part_headers_are_read_as_utf8(backend):
     body = (
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="𡈻x"\r\n\r\nnull\r\n'
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="круг🙂.png"\r\n'
+            f"--{boundary}\r\nContent-Disposition: form-data; "
+            'name="file"; filename="круг🙂.png"\r\n'
             "Content-Type: image/png\r\n\r\n"
         ).encode()
         + circles_png(seed=8)
