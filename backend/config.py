@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     model_retry_backoff_s: float = Field(0.25, gt=0, description="First retry delay; doubles.")
     model_retry_backoff_max_s: float = Field(4.0, gt=0, description="Longest retry delay.")
     ready_timeout_s: float = Field(2.0, gt=0, description="Timeout of each /health/ready check.")
+    ready_requires_model: bool = Field(
+        True,
+        description="Whether /health/ready fails when the model server is not ready. Set false "
+        "when the model scales to zero (uploads are kept as pending meanwhile).",
+    )
     score_threshold: float = Field(0.5, ge=0, le=1, description="Default minimum score kept.")
     max_detections: int = Field(100, ge=1, le=10000, description="Default most circles kept.")
     dummy_seed: int = Field(0, description="Seed of the fake detections in MODE=dummy.")

@@ -163,6 +163,7 @@ class ImagePage(BaseModel):
 
 class CheckOut(BaseModel):
     ok: bool
+    required: bool = Field(True, description="Whether a failure makes the service not ready.")
     error: str | None = None
 
 

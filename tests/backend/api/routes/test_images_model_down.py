@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.backend.helpers import API, circles_png, upload
+from tests.backend.helpers import API, circles_png, running_backend, upload
+from tests.servers import free_port
 
 
 def test_upload_is_kept_and_marked_pending_with_202(model_down_backend):
@@ -50,3 +51,17 @@ def test_pending_images_show_in_metrics(model_down_backend):
     assert pending and float(pending[0].split()[1]) >= 1
     assert 'backend_detections_total{outcome="pending"}' in text
     assert "backend_model_retries_total" in text
+
+
+def test_ready_can_ignore_a_model_scaled_to_zero(tmp_path):
+    env = {
+        "MODE": "real",
+        "MODEL_SERVER_URL": f"127.0.0.1:{free_port()}",
+        "DATABASE_URL": "",
+        "READY_REQUIRES_MODEL": "false",
+    }
+    with running_backend(tmp_path / "data", env) as server, server.client() as c:
+        r = c.get("/health/ready")
+    assert r.status_code == 200 and r.json()["status"] == "ready"
+    model = r.json()["checks"]["model_server"]
+    assert model["ok"] is False and model["required"] is False and model["error"]
