@@ -1,6 +1,7 @@
 # The Bento, built offline from the `bentoml build` output (scripts/build-images.sh --offline):
-# the staged context holds bento/ (the built Bento: src/, models/, env/python/requirements.txt,
-# bento.yaml) and wheels/ (every requirement as a wheel, torch's CPU build included). With a
+# the staged context holds bento/ (the built Bento: src/, env/python/requirements.txt, bento.yaml),
+# models/ (the model-store entries it names) and wheels/ (every requirement as a wheel, torch's
+# CPU build included). With a
 # registry at hand, `bentoml containerize` builds the equivalent image instead.
 #   BASE_IMAGE: python:3.11-slim by default; localhost/circle-base:bookworm where no registry is
 #   reachable (scripts/container-base.sh).
@@ -25,6 +26,7 @@ RUN set -eu; \
     groupadd --gid 10001 bentoml; \
     useradd --uid 10001 --gid 10001 --create-home --home-dir /home/bentoml --shell /usr/sbin/nologin bentoml
 
+COPY --chown=10001:10001 models /home/bentoml/bentoml/models
 COPY --chown=10001:10001 bento /home/bentoml/bento
 USER 10001:10001
 WORKDIR /home/bentoml/bento

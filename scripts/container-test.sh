@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Build the Bento's and the backend's images for real (buildah, offline) and test them with podman.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+ROOT="$(repo_root)"
+POD="${CONTAINER_POD:-circle-detector-test}"
+RUNTIME="${CONTAINER_RUNTIME:-runc}"
+READY_TIMEOUT_S="${READY_TIMEOUT_S:-180}"
+KEEP="${KEEP_CONTAINERS:-0}"
+
+usage() {
+  cat <<USAGE
+Usage: scripts/container-test.sh [--skip-build] [--help]
+
+The container, for real, with the tools that work without a Docker engine or a registry:
+  1. scripts/container-base.sh: a Debian base image made with debootstrap (skipped if present)
+  2. scripts/build-images.sh --engine buildah --offline: both images (buildah, chroot isolation,
+     every package from a local wheelhouse)
+  3. one podman pod on 127.0.0.1 (free ports), like a Kubernetes pod: the Bento with PORT=8080
+     as Knative sets it, and the backend (read-only root, /data volume, MODEL_SERVER_URL
+     127.0.0.1:8080)
+  4. the Bento's own V2 client tests (tritonclient HTTP + gRPC, REST error cases) against the
+     Bento's container, and tests/k8s/container_checks.py against the backend's container
+     (/health/ready, an upload detected through the Bento)
+Prints how long each step took. Not part of 'make test' (minutes, needs root).
+
+  --skip-build   use the images already built
+
+Environment (defaults):
+  CONTAINER_POD      ${POD}
+  CONTAINER_RUNTIME  ${RUNTIME} (OCI runtime for podman)
+  READY_TIMEOUT_S    ${READY_TIMEOUT_S} (wait for each container)
+  KEEP_CONTAINERS    ${KEEP} (1: leave the pod running afterwards)
+  and those of scripts/build-images.sh (image names, BUILD_DIR)
+USAGE
+}
+
+skip_build=0
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help) usage; exit 0 ;;
+    --skip-build) skip_build=1 ;;
+    *) usage >&2; die "unknown argument: $arg" ;;
+  esac
+done
+need podman "apt-get install -y podman"
+need buildah "apt-get install -y buildah"
+need "$RUNTIME" "apt-get install -y $RUNTIME"
+[[ $(id -u) -eq 0 ]] || die "buildah/podman here run as root"
+PY="$ROOT/.venv/bin/python"
+[[ -x "$PY" ]] || die "no virtualenv at $ROOT/.venv (run 'make setup' first)"
+cd "$ROOT"
+
+# podman's defaults raise RLIMIT_NPROC/NOFILE, which this sandbox forbids: keep them at most
+# at the current hard limits, and use runc (crun refuses hybrid cgroups here).
+conf="$(mktemp)"
+nofile="$(ulimit -Hn)"
+[[ "$nofile" == unlimited ]] && nofile=1048576
+cat >"$conf" <<CONF
+[containers]
+default_ulimits = ["nofile=${nofile}:${nofile}", "nproc=8192:8192"]
+[engine]
+runtime = "${RUNTIME}"
+CONF
+export CONTAINERS_CONF="$conf"
+
+read -r BENTO_IMAGE BACKEND_IMAGE < <("$ROOT/scripts/build-images.sh" --print-images | paste -sd' ')
+data="$(mktemp -d)"
+cleanup() {
+  if [[ "$KEEP" != 1 ]]; then
+    podman pod rm -f "$POD" >/dev/null 2>&1 || true
+    rm -rf "$data"
+  fi
+  rm -f "$conf"
+}
+trap cleanup EXIT
+
+declare -A took
+step() { # step NAME COMMAND...: run and time one step
+  local name="$1" t0=$SECONDS
+  shift
+  log "== $name"
+  "$@"
+  took[$name]=$((SECONDS - t0))
+}
+
+if ((skip_build == 0)); then
+  step base-image "$ROOT/scripts/container-base.sh"
+  step bento-image "$ROOT/scripts/build-images.sh" --engine buildah --offline --only bento
+  step backend-image "$ROOT/scripts/build-images.sh" --engine buildah --offline --only backend
+fi
+for image in "$BENTO_IMAGE" "$BACKEND_IMAGE"; do
+  podman image exists "$image" || die "image $image missing (run without --skip-build)"
+done
+
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+http_port="$(free_port)" grpc_port="$(free_port)" backend_port="$(free_port)"
+
+# wait_http URL CONTAINER: until URL answers 200, the container dies, or the time is up.
+wait_http() {
+  local deadline=$((SECONDS + READY_TIMEOUT_S))
+  until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$1" || true)" == 200 ]]; do
+    [[ "$(podman inspect -f '{{.State.Running}}' "$2")" == true ]] ||
+      { podman logs "$2" 2>&1 | tail -n 40 >&2; die "$2 exited"; }
+    ((SECONDS < deadline)) || { podman logs "$2" 2>&1 | tail -n 40 >&2; die "$2 not ready"; }
+    sleep 0.5
+  done
+}
+
+start_pod() {
+  podman pod rm -f "$POD" >/dev/null 2>&1 || true
+  podman pod create --name "$POD" -p "127.0.0.1:$http_port:8080" -p "127.0.0.1:$grpc_port:8081" \
+    -p "127.0.0.1:$backend_port:8000" >/dev/null
+  podman run -d --pod "$POD" --name "$POD-bento" -e PORT=8080 -e PROTOCOL=v2 \
+    --user 10001:10001 "$BENTO_IMAGE" >/dev/null
+  wait_http "http://127.0.0.1:$http_port/v2/health/ready" "$POD-bento"
+  podman run -d --pod "$POD" --name "$POD-backend" --read-only --tmpfs /tmp \
+    -v "$data:/data:U" -e MODEL_SERVER_URL=127.0.0.1:8080 "$BACKEND_IMAGE" >/dev/null
+  wait_http "http://127.0.0.1:$backend_port/health/ready" "$POD-backend"
+}
+step start-and-ready start_pod
+
+run_tests() {
+  CONTAINER_BENTO_HTTP="127.0.0.1:$http_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc_port" \
+    CONTAINER_BENTO_NAME="$POD-bento" CONTAINER_BACKEND_URL="http://127.0.0.1:$backend_port" \
+    "$PY" -m pytest -p tests.k8s.container_plugin -p no:cacheprovider -q \
+    "$ROOT/tests/bentos/circle_detector/test_rest_tritonclient.py" \
+    "$ROOT/tests/bentos/circle_detector/test_grpc_tritonclient.py" \
+    "$ROOT/tests/bentos/circle_detector/test_rest_errors.py" \
+    "$ROOT/tests/k8s/container_checks.py"
+}
+step tests run_tests
+
+log "images: $(podman image inspect -f '{{.Size}}' "$BENTO_IMAGE" | numfmt --to=iec) $BENTO_IMAGE," \
+  "$(podman image inspect -f '{{.Size}}' "$BACKEND_IMAGE" | numfmt --to=iec) $BACKEND_IMAGE"
+for name in base-image bento-image backend-image start-and-ready tests; do
+  [[ -n "${took[$name]:-}" ]] && log "took $name: ${took[$name]} s"
+done
+log "container test passed in ${SECONDS} s"

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Deploy an overlay (with optional variants) and wait until the model and the backend are ready.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+KUBE_CONTEXT="${KUBE_CONTEXT:-}"
+WAIT_TIMEOUT="${WAIT_TIMEOUT:-600s}"
+
+usage() {
+  cat <<USAGE
+Usage: scripts/deploy.sh OVERLAY [--with COMPONENTS] [--bento-image REF] [--backend-image REF]
+                         [--canary-percent N] [--dry-run] [--help]
+
+Renders k8s/overlays/OVERLAY (one of: ${OVERLAYS[*]}) with scripts/render.sh, applies it with
+kubectl (server-side, idempotent: re-running converges), then waits for the backend rollout and
+the InferenceService's Ready condition. The model may scale to zero afterwards; that is normal.
+
+  --with a,b            variants from k8s/components (any of: ${COMPONENTS[*]})
+  --bento-image REF     model image (e.g. the new version for --with canary)
+  --backend-image REF   backend image
+  --canary-percent N    share of traffic for the new model revision (with --with canary)
+  --dry-run             validate against the cluster's API server without changing anything
+
+Before stage/prod: the Secret circle-detector-db (key database-url) must exist in the overlay's
+namespace, and the TLS Secret circle-detector-tls in istio-system (see k8s/README.md); the script
+stops with the command to create whichever is missing.
+
+Environment (defaults):
+  KUBE_CONTEXT   the current context (for local: kind-circle-detector)
+  WAIT_TIMEOUT   ${WAIT_TIMEOUT}
+USAGE
+}
+
+overlay="" render_args=() dry_run=0
+while (($#)); do
+  case "$1" in
+    -h | --help) usage; exit 0 ;;
+    --with | --bento-image | --backend-image | --canary-percent)
+      [[ $# -ge 2 ]] || die "$1 needs a value"
+      render_args+=("$1" "$2"); shift 2 ;;
+    --dry-run) dry_run=1; shift ;;
+    -*) usage >&2; die "unknown option: $1" ;;
+    *) [[ -z "$overlay" ]] || die "one overlay only"; overlay="$1"; shift ;;
+  esac
+done
+[[ -n "$overlay" ]] || { usage >&2; die "which overlay? (one of: ${OVERLAYS[*]})"; }
+check_overlay "$overlay"
+KUBECTL="$(kubectl_bin)"
+[[ -z "$KUBE_CONTEXT" && "$overlay" == local ]] && KUBE_CONTEXT="kind-circle-detector"
+k() { "$KUBECTL" ${KUBE_CONTEXT:+--context "$KUBE_CONTEXT"} "$@"; }
+
+manifests="$(mktemp)"
+trap 'rm -f "$manifests"' EXIT
+"$(dirname "${BASH_SOURCE[0]}")/render.sh" "$overlay" "${render_args[@]}" >"$manifests"
+ns="$(awk '/^kind: Namespace$/{f=1} f && /^  name: /{print $2; exit}' "$manifests")"
+[[ -n "$ns" ]] || die "the rendered overlay has no Namespace"
+k version --request-timeout=10s >/dev/null 2>&1 || die "no cluster answers (context: ${KUBE_CONTEXT:-current}); for local run scripts/kind-up.sh"
+k get crd inferenceservices.serving.kserve.io >/dev/null 2>&1 ||
+  die "KServe is not installed in this cluster (scripts/kind-up.sh installs it)"
+
+if grep -q 'name: circle-detector-db' "$manifests" && ((dry_run == 0)); then
+  k -n "$ns" get secret circle-detector-db >/dev/null 2>&1 || die "Secret circle-detector-db missing in $ns:
+  kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n $ns create secret generic circle-detector-db --from-literal=database-url='postgres://USER:PASSWORD@HOST:5432/DB'"
+fi
+if grep -q 'credentialName: circle-detector-tls' "$manifests"; then
+  k -n istio-system get secret circle-detector-tls >/dev/null 2>&1 || die "TLS Secret missing:
+  kubectl -n istio-system create secret tls circle-detector-tls --cert=tls.crt --key=tls.key"
+fi
+
+if ((dry_run)); then
+  k apply --server-side --dry-run=server -f "$manifests"
+  log "dry run of $overlay accepted by the API server"
+  exit 0
+fi
+log "applying $overlay to namespace $ns"
+k apply --server-side --force-conflicts -f "$manifests"
+log "waiting for the backend rollout and the InferenceService"
+k -n "$ns" wait --for=condition=Ready inferenceservice/circle-detector --timeout "$WAIT_TIMEOUT" ||
+  { k -n "$ns" describe inferenceservice/circle-detector | tail -n 30 >&2; die "model not ready"; }
+k -n "$ns" rollout status deployment/circle-detector-backend --timeout "$WAIT_TIMEOUT" ||
+  { k -n "$ns" logs deployment/circle-detector-backend --tail 40 >&2; die "backend not ready"; }
+log "deployed: $(k -n "$ns" get inferenceservice circle-detector -o jsonpath='{.status.url}')"

@@ -1,0 +1,239 @@
+"""The checks are only worth something if they fail: each test breaks one thing in a freshly
+rendered overlay (a typo'd field, a wrong port, a probe path the Bento does not serve, an image
+the build script does not make, ...) and expects the check to name it."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.k8s import checks, contracts
+from tests.k8s.manifests import RenderError, render, render_dir
+
+ISVC = "InferenceService"
+
+
+@pytest.fixture(scope="module")
+def local():
+    return render("local")
+
+
+@pytest.fixture(scope="module")
+def prod():
+    return render("prod")
+
+
+def _predictor(doc):
+    return doc["spec"]["predictor"]
+
+
+def _model_container(doc):
+    return doc["spec"]["predictor"]["containers"][0]
+
+
+def _backend_container(doc):
+    return doc["spec"]["template"]["spec"]["containers"][0]
+
+
+def _has(problems: list[str], *fragments: str) -> bool:
+    return any(all(f in p for f in fragments) for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "fragment"),
+    [
+        (ISVC, lambda d: _predictor(d).update(minReplica=0), "'minReplica' was unexpected"),
+        (ISVC, lambda d: _model_container(d).update(imagePullPolicyy="Never"), "imagePullPolicyy"),
+        (ISVC, lambda d: _predictor(d).update(maxReplicas="3"), "is not of type 'integer'"),
+        (ISVC, lambda d: d.update(apiVersion="serving.kserve.io/v1alpha9"), "serves no version"),
+        (
+            "Deployment",
+            lambda d: _backend_container(d).update(imagePullPolcy="Always"),
+            "imagePullPolcy",
+        ),
+        ("Deployment", lambda d: d["spec"].update(replica=2), "'replica' was unexpected"),
+        ("Service", lambda d: d["spec"]["ports"][0].update(target=8000), "'target' was unexpected"),
+        ("VirtualService", lambda d: d["spec"].update(gateway=["x"]), "'gateway' was unexpected"),
+        ("Gateway", lambda d: d["spec"]["servers"][0]["port"].update(protocol="HTTP3"), "HTTP3"),
+        ("PersistentVolumeClaim", lambda d: d["spec"].update(accessMode="RWO"), "accessMode"),
+    ],
+    ids=[
+        "isvc-typo",
+        "isvc-container-typo",
+        "isvc-wrong-type",
+        "isvc-unserved-version",
+        "deployment-container-typo",
+        "deployment-typo",
+        "service-typo",
+        "virtualservice-typo",
+        "gateway-bad-enum",
+        "pvc-typo",
+    ],
+)
+def test_schemas_reject_unknown_fields_and_bad_values(local, kind, change, fragment):
+    assert checks.check_schemas(local, contracts.kubernetes_version()) == []
+    broken = checks.mutated(local, kind, change)
+    problems = checks.check_schemas(broken, contracts.kubernetes_version())
+    assert _has(problems, fragment), problems
+
+
+def test_crd_preserved_fields_stay_open(local):
+    """metadata and resource quantities are not closed by the CRD: the API server accepts them."""
+    broken = checks.mutated(local, ISVC, lambda d: d["metadata"].update(finalizers=["x/y"]))
+    assert checks.check_schemas(broken, contracts.kubernetes_version()) == []
+
+
+def _set_probe_path(path):
+    return lambda d: _model_container(d)["readinessProbe"]["httpGet"].update(path=path)
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (_set_probe_path("/v2/health/readyz"), "not a GET route"),
+        (_set_probe_path("/health/ready"), "not a GET route"),
+        (lambda d: _model_container(d)["livenessProbe"]["httpGet"].update(port=3000), "port 3000"),
+        (lambda d: _model_container(d)["ports"][0].update(containerPort=3000), "http1/8080"),
+        (lambda d: _model_container(d)["ports"][0].update(name="http"), "http1/8080"),
+        (lambda d: _model_container(d)["ports"].append({"containerPort": 8081}), "one container"),
+        (lambda d: _model_container(d)["env"].append({"name": "PORT", "value": "1"}), "reserved"),
+        (
+            lambda d: _model_container(d)["env"].append(
+                {"name": "CIRCLE_DETECTOR_GRPC_PROT", "value": "1"}
+            ),
+            "CIRCLE_DETECTOR_GRPC_PROT is no setting",
+        ),
+        (lambda d: _model_container(d)["env"].pop(0), "PROTOCOL is not v2"),
+        (lambda d: _predictor(d).update(minReplicas=1), "scale to zero"),
+        (lambda d: _model_container(d).update(imagePullPolicy="Always"), "IfNotPresent"),
+        (lambda d: _model_container(d)["resources"].pop("limits"), "limits.cpu"),
+        (lambda d: d["metadata"]["annotations"].clear(), "scale-down-delay"),
+    ],
+    ids=[
+        "probe-path-not-served",
+        "probe-path-of-backend",
+        "probe-wrong-port",
+        "container-port-3000",
+        "port-not-http1",
+        "two-ports",
+        "reserved-PORT",
+        "env-typo",
+        "no-v2",
+        "no-scale-to-zero",
+        "pull-always",
+        "no-limits",
+        "no-scale-down-delay",
+    ],
+)
+def test_model_check_catches(local, bento, change, fragment):
+    assert checks.check_model(local, bento) == []
+    problems = checks.check_model(checks.mutated(local, ISVC, change), bento)
+    assert _has(problems, fragment), problems
+
+
+def test_grpc_variant_must_match_the_bentos_grpc_port(bento):
+    docs = render("local", ("grpc",))
+    assert checks.check_model(docs, bento) == []
+    broken = checks.mutated(
+        docs, ISVC, lambda d: _model_container(d)["ports"][0].update(containerPort=9000)
+    )
+    assert _has(checks.check_model(broken, bento), "gRPC port")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            lambda d: _backend_container(d)["readinessProbe"]["httpGet"].update(path="/ready"),
+            "/ready",
+        ),
+        (lambda d: _backend_container(d)["ports"][0].update(containerPort=8080), "is not PORT"),
+        (lambda d: _backend_container(d)["env"].append({"name": "MODEL_SERVER_ULR"}), "ULR"),
+        (
+            lambda d: _backend_container(d)["securityContext"].update(readOnlyRootFilesystem=False),
+            "read-only",
+        ),
+        (lambda d: _backend_container(d)["volumeMounts"].pop(0), "DATA_DIR"),
+        (
+            lambda d: next(
+                e for e in _backend_container(d)["env"] if e["name"] == "MODEL_SERVER_URL"
+            ).update(value="circle-detector.default.svc.cluster.local:8080"),
+            "MODEL_SERVER_URL",
+        ),
+        (lambda d: d["spec"]["template"]["spec"].pop("enableServiceLinks"), "enableServiceLinks"),
+    ],
+    ids=["probe-path", "port", "env-typo", "writable-root", "no-data-volume", "model-url", "links"],
+)
+def test_backend_check_catches(local, backend, bento, change, fragment):
+    assert checks.check_backend(local, backend, bento.model_name) == []
+    problems = checks.check_backend(
+        checks.mutated(local, "Deployment", change), backend, bento.model_name
+    )
+    assert _has(problems, fragment), problems
+
+
+def test_routing_check_catches_unrouted_and_dead_paths(local, backend):
+    def drop_docs(vs):
+        vs["spec"]["http"][0]["match"] = [
+            m for m in vs["spec"]["http"][0]["match"] if m["uri"].get("prefix") != "/docs"
+        ]
+
+    problems = checks.check_routing(
+        checks.mutated(local, "VirtualService", drop_docs), backend, False
+    )
+    assert _has(problems, "/docs is not routed")
+    dead = checks.mutated(
+        local,
+        "VirtualService",
+        lambda vs: vs["spec"]["http"][0]["match"].append({"uri": {"prefix": "/v2/"}}),
+    )
+    assert _has(checks.check_routing(dead, backend, False), "reaches nothing")
+    wrong_port = checks.mutated(
+        local,
+        "VirtualService",
+        lambda vs: vs["spec"]["http"][0]["route"][0]["destination"]["port"].update(number=8000),
+    )
+    assert _has(checks.check_routing(wrong_port, backend, False), "no Service port")
+
+
+def test_tls_and_ha_checks_catch_a_downgraded_prod(prod, backend):
+    assert checks.check_routing(prod, backend, tls=True) == []
+    plain = checks.mutated(prod, "Gateway", lambda g: g["spec"]["servers"].pop())
+    assert _has(checks.check_routing(plain, backend, tls=True), "HTTPS")
+    assert checks.check_high_availability(prod) == []
+    single = checks.mutated(prod, "Deployment", lambda d: d["spec"].update(replicas=1))
+    assert _has(checks.check_high_availability(single), "more than one replica")
+    assert checks.check_high_availability(render("dev")) != []
+
+
+def test_image_check_catches_names_the_build_script_does_not_make(local, built_images):
+    version = contracts.project_version()
+    assert checks.check_images(local, built_images, True, version) == []
+    renamed = checks.mutated(
+        local,
+        ISVC,
+        lambda d: _model_container(d).update(image="dev.local/circle-detector/bentoml:0.1.0"),
+    )
+    assert _has(checks.check_images(renamed, built_images, True, version), "not what build-images")
+    latest = checks.mutated(
+        local, ISVC, lambda d: _model_container(d).update(image="dev.local/circle-detector/bento")
+    )
+    assert _has(checks.check_images(latest, built_images, True, version), "project version")
+    other = contracts.Images(bento="docker.io/me/bento:0.1.0", backend="docker.io/me/backend:0.1.0")
+    assert _has(checks.check_images(local, other, True, version), "not what build-images")
+
+
+def test_labels_and_namespace_check_catch_strays(local):
+    stray = checks.mutated(local, "Service", lambda s: s["metadata"].update(namespace="default"))
+    assert _has(checks.check_namespaces_and_labels(stray), "namespace 'default'")
+    unlabeled = checks.mutated(local, "Service", lambda s: s["metadata"]["labels"].clear())
+    assert _has(checks.check_namespaces_and_labels(unlabeled), "part-of")
+    blind = checks.mutated(
+        local, "Service", lambda s: s["spec"]["selector"].update({"app.kubernetes.io/name": "x"})
+    )
+    assert _has(checks.check_references(blind), "matches no pods")
+
+
+def test_kustomize_itself_rejects_a_broken_kustomization(tmp_path):
+    (tmp_path / "kustomization.yaml").write_text("resources:\n  - missing.yaml\n")
+    with pytest.raises(RenderError, match=r"missing\.yaml"):
+        render_dir(tmp_path)
