@@ -324,6 +324,13 @@ def check_backend(
     ns_env = env_of(c).get("POD_NAMESPACE", {})
     if ns_env.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") != "metadata.namespace":
         problems.append("backend: POD_NAMESPACE must come from metadata.namespace")
+    scales_to_zero = any(
+        d["spec"]["predictor"].get("minReplicas") == 0 for d in docs if d["kind"] == ISVC
+    )
+    if scales_to_zero and env.get("READY_REQUIRES_MODEL") != "false":
+        problems.append(
+            "backend: READY_REQUIRES_MODEL must be false while the model scales to zero"
+        )
     if pod.get("enableServiceLinks") is not False:
         problems.append(
             "backend: enableServiceLinks must be false (service env looks like settings)"

@@ -237,3 +237,11 @@ def test_kustomize_itself_rejects_a_broken_kustomization(tmp_path):
     (tmp_path / "kustomization.yaml").write_text("resources:\n  - missing.yaml\n")
     with pytest.raises(RenderError, match=r"missing\.yaml"):
         render_dir(tmp_path)
+
+
+def test_backend_check_catches_a_readiness_tied_to_a_sleeping_model(local, backend, bento):
+    def require_model(cm):
+        cm["data"]["READY_REQUIRES_MODEL"] = "true"
+
+    broken = checks.mutated(local, "ConfigMap", require_model)
+    assert _has(checks.check_backend(broken, backend, bento.model_name), "READY_REQUIRES_MODEL")

@@ -1,0 +1,177 @@
+"""The images agree with the code and the manifests: the backend image installs what the backend
+imports (and no torch), and users, ports and paths in the Dockerfiles are the manifests' ones.
+Building them for real is scripts/container-test.sh."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from tests.k8s import checks
+from tests.k8s.manifests import REPO_ROOT, one, render
+
+DOCKER = REPO_ROOT / "docker"
+BACKEND_REQUIREMENTS = DOCKER / "backend-requirements.txt"
+
+
+def _requirements(path: Path) -> dict[str, Requirement]:
+    reqs = {}
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            req = Requirement(line)
+            reqs[canonicalize_name(req.name)] = req
+    return reqs
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _backend_top_level_imports() -> set[str]:
+    """Third-party top-level modules the backend imports, following its imports into bentos/."""
+    seen, todo, found = set(), list((REPO_ROOT / "backend").rglob("*.py")), set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            top = name.split(".")[0]
+            if top == "bentos":
+                module = REPO_ROOT / Path(*name.split("."))
+                todo += [
+                    p for p in (module.with_suffix(".py"), module / "__init__.py") if p.exists()
+                ]
+            elif top != "backend" and top not in sys.stdlib_module_names:
+                found.add(top)
+    return found
+
+
+def _closure(reqs: dict[str, Requirement]) -> set[str]:
+    """Distributions these requirements install (extras included), from installed metadata."""
+    todo = [(name, frozenset(r.extras)) for name, r in reqs.items()]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    done: set[str] = set()
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        done.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for spec in requires:
+            req = Requirement(spec)
+            env = [{"extra": e} for e in extras] or [{"extra": ""}]
+            if req.marker is None or any(req.marker.evaluate(e) for e in env):
+                todo.append((canonicalize_name(req.name), frozenset(req.extras)))
+    return done
+
+
+def test_backend_image_installs_every_import_of_the_backend():
+    installed = _closure(_requirements(BACKEND_REQUIREMENTS))
+    providers = metadata.packages_distributions()
+    missing = {}
+    for module in sorted(_backend_top_level_imports()):
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        assert dists, f"{module} is imported by the backend but installed by nothing here"
+        if not dists & installed:
+            missing[module] = sorted(dists)
+    assert missing == {}, f"imported by the backend, not in {BACKEND_REQUIREMENTS.name}"
+
+
+def test_backend_image_has_no_model_stack():
+    installed = _closure(_requirements(BACKEND_REQUIREMENTS))
+    assert not {"torch", "bentoml", "opencv-python-headless"} & installed
+
+
+def test_backend_requirements_match_pyproject():
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared = {
+        canonicalize_name(Requirement(r).name): Requirement(r) for r in project["dependencies"]
+    }
+    for name, req in _requirements(BACKEND_REQUIREMENTS).items():
+        assert name in declared, f"{name} is not a dependency in pyproject.toml"
+        assert req.specifier == declared[name].specifier, f"{name}: {req} vs {declared[name]}"
+
+
+def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def _env(instructions) -> dict[str, str]:
+    env = {}
+    for word, rest in instructions:
+        if word == "ENV":
+            env.update(dict(re.findall(r"(\w+)=(\S+)", rest)))
+    return env
+
+
+def _last(instructions, word: str) -> str:
+    return [rest for w, rest in instructions if w == word][-1]
+
+
+@pytest.fixture(scope="module")
+def local():
+    return render("local")
+
+
+def test_backend_dockerfile_matches_the_deployment(local, backend):
+    ins = _instructions(DOCKER / "backend.Dockerfile")
+    env = _env(ins)
+    dep = one(local, "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    port = container["ports"][0]["containerPort"]
+    assert int(env["PORT"]) == port and str(port) in _last(ins, "EXPOSE").split()
+    assert env["HOST"] == "0.0.0.0"
+    assert env["DATA_DIR"] in {m["mountPath"] for m in container["volumeMounts"]}
+    assert {"PORT", "HOST", "DATA_DIR"} <= backend.env_names
+    user = _last(ins, "USER").split(":")[0]
+    assert int(user) == pod["securityContext"]["runAsUser"]
+    assert _last(ins, "CMD") == '["python", "-m", "backend"]'
+    assert (REPO_ROOT / "backend" / "__main__.py").exists()
+
+
+def test_bento_dockerfile_matches_the_inference_service(local, bento):
+    ins = _instructions(DOCKER / "bento.Dockerfile")
+    env = _env(ins)
+    isvc = one(local, checks.ISVC)
+    container = isvc["spec"]["predictor"]["containers"][0]
+    port = container["ports"][0]["containerPort"]
+    exposed = {int(p) for p in _last(ins, "EXPOSE").split()}
+    assert int(env["PORT"]) == port and {port, bento.grpc_port} <= exposed
+    assert "PORT" in bento.env_names  # the Bento reads the port Knative sets
+    assert int(_last(ins, "USER").split(":")[0]) == container["securityContext"]["runAsUser"]
+    assert _last(ins, "CMD").startswith('["bentoml", "serve"')
+
+
+def test_base_image_is_an_argument_with_a_public_default():
+    for name in ("backend.Dockerfile", "bento.Dockerfile"):
+        ins = _instructions(DOCKER / name)
+        assert ins[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
+        assert ins[1] == ("FROM", "${BASE_IMAGE}")
