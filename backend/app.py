@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,9 +49,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage = LocalStorage(settings.resolved_storage_dir)
         app.state.service = ImageService(settings, storage, client, metrics)
         async with RegisterTortoise(app, config=tortoise_config(settings)):
+            retry = None
+            if settings.pending_retry_interval_s > 0:
+                retry = asyncio.create_task(
+                    _retry_pending_forever(app.state.service, settings.pending_retry_interval_s)
+                )
             try:
                 yield
             finally:
+                if retry is not None:
+                    retry.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await retry
                 await client.close()
 
     app = FastAPI(
@@ -67,6 +77,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     _serve_page(app, settings)
     return app
+
+
+async def _retry_pending_forever(service: ImageService, interval_s: float) -> None:
+    """Finish pending images in the background once the model server is back."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            done = await service.retry_pending(older_than_s=interval_s)
+            if done:
+                log.info("background retry finished %d pending image(s)", done)
+        except Exception:
+            log.exception("background retry of pending images failed")
 
 
 def _serve_page(app: FastAPI, settings: Settings) -> None:

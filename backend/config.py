@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     )
     model_retry_backoff_s: float = Field(0.25, gt=0, description="First retry delay; doubles.")
     model_retry_backoff_max_s: float = Field(4.0, gt=0, description="Longest retry delay.")
+    pending_retry_interval_s: float = Field(
+        60.0,
+        ge=0,
+        description="Every this many seconds, detect again images left pending at least this "
+        "long (0 turns the background retry off; POST .../detect always works).",
+    )
     ready_timeout_s: float = Field(2.0, gt=0, description="Timeout of each /health/ready check.")
     ready_requires_model: bool = Field(
         True,

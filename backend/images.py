@@ -15,9 +15,10 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
+from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from backend.annotate import annotated_png
@@ -74,7 +75,7 @@ class ImageService:
             inspect_image, upload.data, self.settings.max_image_pixels
         )
         t1 = time.perf_counter()
-        image = await self._store(upload, info)
+        image = await self._store(upload, info, params)
         t2 = time.perf_counter()
         await self._detect(image, upload.data, params)
         t3 = time.perf_counter()
@@ -86,7 +87,7 @@ class ImageService:
         )
         return image, timings
 
-    async def _store(self, upload: Upload, info: ImageInfo) -> Image:
+    async def _store(self, upload: Upload, info: ImageInfo, params: DetectParams) -> Image:
         key = content_key(upload.data)
         async with in_transaction() as conn:
             _, created = await Blob.get_or_create(
@@ -107,6 +108,8 @@ class ImageService:
                     height=info.height,
                     size_bytes=len(upload.data),
                     status=ImageStatus.PENDING,
+                    score_threshold=params.score_threshold,
+                    max_detections=params.max_detections,
                     using_db=conn,
                 )
             except BaseException:
@@ -149,11 +152,10 @@ class ImageService:
                 on_retry=on_retry,
             )
         except ModelUnavailableError as exc:
-            attempts = exc.attempts
-            await self._mark(image, ImageStatus.PENDING, str(exc), attempts)
+            await self._mark(image, ImageStatus.PENDING, str(exc), exc.attempts, params)
             return
         except ModelRejectedError as exc:
-            await self._mark(image, ImageStatus.FAILED, str(exc), 1)
+            await self._mark(image, ImageStatus.FAILED, str(exc), 1, params)
             return
         self.metrics.inference.observe(result.inference_ms / 1000)
         async with in_transaction() as conn:
@@ -185,6 +187,7 @@ class ImageService:
             image.model_name = result.model_name
             image.model_version = result.model_version
             image.score_threshold = params.score_threshold
+            image.max_detections = params.max_detections
             image.num_detections = len(result.circles)
             image.inference_ms = result.inference_ms
             image.detected_at = datetime.now(UTC)
@@ -192,7 +195,9 @@ class ImageService:
         self.metrics.inference_outcomes.labels("done").inc()
         self.metrics.objects.inc(len(result.circles))
 
-    async def _mark(self, image: Image, status: ImageStatus, error: str, attempts: int) -> None:
+    async def _mark(
+        self, image: Image, status: ImageStatus, error: str, attempts: int, params: DetectParams
+    ) -> None:
         log.warning("image %s left %s: %s", image.id, status.value, error)
         self.metrics.inference_outcomes.labels(status.value).inc()
         async with in_transaction() as conn:
@@ -202,7 +207,19 @@ class ImageService:
             image.status = status
             image.error = error[:2000]
             image.attempts = locked.attempts + attempts
-            await image.save(using_db=conn, update_fields=["status", "error", "attempts"])
+            image.score_threshold = params.score_threshold
+            image.max_detections = params.max_detections
+            await image.save(
+                using_db=conn,
+                update_fields=[
+                    "status",
+                    "error",
+                    "attempts",
+                    "score_threshold",
+                    "max_detections",
+                    "updated_at",
+                ],
+            )
 
     async def get(self, image_id: uuid.UUID) -> Image:
         """The image or a 404."""
@@ -255,6 +272,46 @@ class ImageService:
             raise
         if token:
             await self.storage.purge(token)
+
+    async def retry_pending(self, older_than_s: float, limit: int = 16) -> int:
+        """Detect again the images left pending longest; returns how many are now done.
+
+        Only images whose detection already failed once (or whose upload died) qualify. Each is
+        claimed first (its `updated_at` bumped, rows locked with SKIP LOCKED on PostgreSQL), so
+        replicas running this loop side by side do not pick the same images.
+        A round stops at the first image the model server still cannot take.
+        """
+        now = datetime.now(UTC)
+        s = self.settings
+        # An upload still in its first detection has no error yet; leave it alone unless it is
+        # so old that its request must have died (a crash mid-upload).
+        stale = older_than_s + s.model_retry_deadline_s + s.model_timeout_s
+        async with in_transaction() as conn:
+            query = (
+                Image.filter(
+                    Q(error__isnull=False) | Q(updated_at__lt=now - timedelta(seconds=stale)),
+                    status=ImageStatus.PENDING,
+                    updated_at__lt=now - timedelta(seconds=older_than_s),
+                )
+                .order_by("updated_at")
+                .limit(limit)
+                .using_db(conn)
+                .select_for_update(skip_locked=True)
+            )
+            claimed = [image.id for image in await query]
+            if claimed:
+                await Image.filter(id__in=claimed).using_db(conn).update(updated_at=now)
+        done = 0
+        for image_id in claimed:
+            image = await Image.get_or_none(id=image_id)
+            if image is None or image.status != ImageStatus.PENDING:
+                continue
+            params = self.params(image.score_threshold, image.max_detections)
+            await self.detect(image, params)
+            if image.status == ImageStatus.PENDING:
+                break
+            done += image.status == ImageStatus.DONE
+        return done
 
     async def pending_count(self) -> int:
         """Images waiting for detection (for the metrics gauge)."""

@@ -55,6 +55,7 @@ class Image(Model):
     model_name = fields.CharField(max_length=128, null=True)
     model_version = fields.CharField(max_length=64, null=True)
     score_threshold = fields.FloatField(null=True)
+    max_detections = fields.IntField(null=True)
     num_detections = fields.IntField(default=0)
     inference_ms = fields.FloatField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)

@@ -92,6 +92,7 @@ class ImageSummary(BaseModel):
     model_name: str | None
     model_version: str | None
     score_threshold: float | None
+    max_detections: int | None
     num_detections: int
     created_at: datetime
     updated_at: datetime
@@ -116,6 +117,7 @@ class ImageSummary(BaseModel):
             "model_name": image.model_name,
             "model_version": image.model_version,
             "score_threshold": image.score_threshold,
+            "max_detections": image.max_detections,
             "num_detections": image.num_detections,
             "created_at": image.created_at,
             "updated_at": image.updated_at,

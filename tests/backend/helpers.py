@@ -82,6 +82,7 @@ def start_backend(
         "MODEL_RETRY_DEADLINE_S": "1",
         "MODEL_RETRY_BACKOFF_S": "0.1",
         "MODEL_RETRY_BACKOFF_MAX_S": "0.5",
+        "PENDING_RETRY_INTERVAL_S": "0",  # tests that want the background retry turn it on
         **(env or {}),
     }
     full_env.pop("PORT", None)

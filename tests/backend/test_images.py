@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import signal
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -39,15 +40,20 @@ def test_model_server_down_then_back(bentoml_home, tmp_path):
     http_port, grpc_port = free_port(), free_port()
     env = {"MODE": "real", "MODEL_SERVER_URL": f"127.0.0.1:{http_port}", "DATABASE_URL": ""}
     patient = {**env, "MODEL_RETRY_DEADLINE_S": "120", "MODEL_RETRY_BACKOFF_MAX_S": "0.5"}
-    images = [circles_png(seed=700 + i, size=(200, 160)) for i in range(4)]
+    background = {**env, "PENDING_RETRY_INTERVAL_S": "0.3"}
+    images = [circles_png(seed=700 + i, size=(200, 160)) for i in range(5)]
     with (
         running_backend(tmp_path / "short", env) as short,
         running_backend(tmp_path / "patient", patient) as slow,
+        running_backend(tmp_path / "background", background) as auto,
         short.client() as c,
+        auto.client() as ac,
     ):
         # 1. Nothing listens yet: the upload is kept and marked pending.
         first = upload(c, images[0], **LOOSE)
         assert first.status_code == 202 and first.json()["status"] == "pending"
+        kept = upload(ac, images[4], score_threshold=0.0, max_detections=3)
+        assert kept.status_code == 202 and kept.json()["max_detections"] == 3
 
         # 2. Scale from zero: an upload waiting in its retries finishes once the server is up.
         def patient_upload():
@@ -67,7 +73,13 @@ def test_model_server_down_then_back(bentoml_home, tmp_path):
             assert late.json()["attempts"] > 1
             assert _objects_match(late.json()["objects"], bento.http_url, images[1])
 
-            # 3. Back: POST .../detect finishes the pending image.
+            # 3. Back: the background retry finishes its pending image by itself ...
+            deadline = time.monotonic() + 30
+            while (done := ac.get(f"{API}{kept.json()['id']}").json())["status"] != "done":
+                assert time.monotonic() < deadline, done
+                time.sleep(0.1)
+            assert done["max_detections"] == 3 and len(done["objects"]) <= 3
+            # ... and POST .../detect finishes the pending image on demand.
             r = c.post(f"{API}{first.json()['id']}/detect", params=LOOSE)
             assert r.status_code == 200 and r.json()["status"] == "done"
             assert _objects_match(r.json()["objects"], bento.http_url, images[0])
