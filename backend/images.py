@@ -232,6 +232,13 @@ class ImageService:
         """The image's objects, best first."""
         return await Detection.filter(image_id=image.id).order_by("rank")
 
+    async def detection(self, image: Image, object_id: int) -> Detection:
+        """One object of the image, or a 404 (also when it belongs to another image)."""
+        det = await Detection.get_or_none(id=object_id, image_id=image.id)
+        if det is None:
+            raise APIError(404, f"object {object_id} not found in image {image.id}")
+        return det
+
     async def page(self, limit: int, offset: int) -> tuple[list[Image], int]:
         """Images newest first, and how many there are in all."""
         items = await Image.all().order_by("-created_at", "-id").offset(offset).limit(limit)

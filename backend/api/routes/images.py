@@ -159,11 +159,7 @@ async def get_object(
     image_id: UUID, object_id: Annotated[int, Path(ge=1, le=2**63 - 1)], service: Service
 ) -> ObjectOut:
     """One detected circle of the image."""
-    image = await service.get(image_id)
-    for det in await service.detections(image):
-        if det.id == object_id:
-            return ObjectOut.of(det)
-    raise APIError(404, f"object {object_id} not found in image {image_id}")
+    return ObjectOut.of(await service.detection(await service.get(image_id), object_id))
 
 
 @router.post(
