@@ -115,7 +115,7 @@ def start_bento(
         )
     server = BentoServer(
         http_url=f"127.0.0.1:{http_port}",
-        grpc_url=f"127.0.0.1:{grpc_port}",
+        grpc_url=f"127.0.0.1:{full_env['CIRCLE_DETECTOR_GRPC_PORT']}",
         metrics_url=f"http://127.0.0.1:{http_port}/metrics",
         process=process,
         log_path=log_path,
@@ -141,10 +141,20 @@ def _wait_ready(server: BentoServer, timeout_s: float) -> None:
                     f"bentoml serve exited with {server.process.returncode}:\n{server.log_tail()}"
                 )
             with contextlib.suppress(httpx.HTTPError):
-                if client.get(url).status_code == 200:
+                if client.get(url).status_code == 200 and _grpc_up(server.grpc_url):
                     return
             time.sleep(0.05)
     raise TimeoutError(f"Bento not ready after {timeout_s:.0f} s:\n{server.log_tail()}")
+
+
+def _grpc_up(address: str) -> bool:
+    """gRPC starts just after HTTP readiness; wait until its port accepts (port 0: disabled)."""
+    host, port = address.rsplit(":", 1)
+    if port == "0":
+        return True
+    with socket.socket() as s:
+        s.settimeout(1.0)
+        return s.connect_ex((host, int(port))) == 0
 
 
 def stop_bento(server: BentoServer, timeout_s: float = 15.0) -> None:

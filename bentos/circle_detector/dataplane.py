@@ -86,6 +86,10 @@ class DataPlane:
     def ready(self) -> bool:
         return self._ready
 
+    def set_ready(self, ready: bool) -> None:
+        """Let the service withdraw readiness (e.g. a transport failed to start)."""
+        self._ready = ready
+
     def server_metadata(self) -> dict[str, Any]:
         return {"name": SERVER_NAME, "version": _server_version(), "extensions": EXTENSIONS}
 
