@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
-    BENTOML_HOME=/home/bentoml/bentoml \
+    BENTOML_HOME=/home/bentoml \
     BENTO_PATH=/home/bentoml/bento
 
 COPY wheels /tmp/wheels
@@ -23,12 +23,14 @@ RUN set -eu; \
     /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels \
       -r /tmp/requirements.offline.txt; \
     rm -rf /tmp/wheels /tmp/requirements*.txt; \
-    groupadd --gid 10001 bentoml; \
-    useradd --uid 10001 --gid 10001 --create-home --home-dir /home/bentoml --shell /usr/sbin/nologin bentoml
+    groupadd --gid 1034 bentoml; \
+    useradd --uid 1034 --gid 1034 --create-home --home-dir /home/bentoml --shell /usr/sbin/nologin bentoml
 
-COPY --chown=10001:10001 models /home/bentoml/bentoml/models
-COPY --chown=10001:10001 bento /home/bentoml/bento
-USER 10001:10001
+# BentoML's own layout and user (uid 1034), so that this image and a `bentoml containerize` one
+# run under the same InferenceService securityContext.
+COPY --chown=1034:1034 models /home/bentoml/models
+COPY --chown=1034:1034 bento /home/bentoml/bento
+USER 1034:1034
 WORKDIR /home/bentoml/bento
 # Knative sets PORT (8080 in KServe); the Bento reads it. gRPC listens on 8081.
 ENV PORT=8080

@@ -113,7 +113,7 @@ start_pod() {
   podman pod create --name "$POD" -p "127.0.0.1:$http_port:8080" -p "127.0.0.1:$grpc_port:8081" \
     -p "127.0.0.1:$backend_port:8000" >/dev/null
   podman run -d --pod "$POD" --name "$POD-bento" -e PORT=8080 -e PROTOCOL=v2 \
-    --user 10001:10001 "$BENTO_IMAGE" >/dev/null
+    --user 1034:1034 "$BENTO_IMAGE" >/dev/null
   wait_http "http://127.0.0.1:$http_port/v2/health/ready" "$POD-bento"
   podman run -d --pod "$POD" --name "$POD-backend" --read-only --tmpfs /tmp \
     -v "$data:/data:U" -e MODEL_SERVER_URL=127.0.0.1:8080 "$BACKEND_IMAGE" >/dev/null

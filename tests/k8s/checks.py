@@ -227,8 +227,9 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
                 f"predictor: h2c port {port['containerPort']} is not the Bento's gRPC port "
                 f"{grpc_port}"
             )
-        http_port = env.get("BENTOML_PORT", {}).get("value")
-        if http_port is None or int(http_port) == grpc_port:
+        command = c.get("command", [])
+        http_port = command[command.index("--port") + 1] if "--port" in command else None
+        if command[:2] != ["bentoml", "serve"] or http_port is None or int(http_port) == grpc_port:
             problems.append("predictor: gRPC variant must pin the HTTP server off the gRPC port")
     else:
         if port != {"name": "http1", "containerPort": 8080, "protocol": "TCP"}:

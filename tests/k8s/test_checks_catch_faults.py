@@ -245,3 +245,12 @@ def test_backend_check_catches_a_readiness_tied_to_a_sleeping_model(local, backe
 
     broken = checks.mutated(local, "ConfigMap", require_model)
     assert _has(checks.check_backend(broken, backend, bento.model_name), "READY_REQUIRES_MODEL")
+
+
+def test_grpc_variant_must_keep_http_off_the_grpc_port(bento):
+    docs = render("local", ("grpc",))
+
+    def same_port(d):
+        _model_container(d)["command"][-1] = str(bento.grpc_port)
+
+    assert _has(checks.check_model(checks.mutated(docs, ISVC, same_port), bento), "pin the HTTP")

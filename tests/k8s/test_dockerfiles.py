@@ -166,7 +166,12 @@ def test_bento_dockerfile_matches_the_inference_service(local, bento):
     exposed = {int(p) for p in _last(ins, "EXPOSE").split()}
     assert int(env["PORT"]) == port and {port, bento.grpc_port} <= exposed
     assert "PORT" in bento.env_names  # the Bento reads the port Knative sets
-    assert int(_last(ins, "USER").split(":")[0]) == container["securityContext"]["runAsUser"]
+    uid = int(_last(ins, "USER").split(":")[0])
+    assert uid == container["securityContext"]["runAsUser"]
+    # ... and the uid of `bentoml containerize` images, which the same manifest must run.
+    from bentoml._internal.container.generate import BENTO_UID_GID
+
+    assert uid == BENTO_UID_GID
     assert _last(ins, "CMD").startswith('["bentoml", "serve"')
 
 
