@@ -173,6 +173,7 @@ async def get_object(
             "description": "The model server is still unreachable; the image stays `pending`.",
         },
         **IMAGE_ERRORS,
+        422: {"model": ErrorOut, "description": "Bad id, or the model server refused the image."},
         **WRITE_ERRORS,
     },
 )
@@ -188,10 +189,7 @@ async def detect_again(
     await service.detect(image, service.params(score_threshold, max_detections))
     if image.status == ImageStatus.PENDING:
         raise APIError(503, f"model server unavailable: {image.error}", image_id=str(image.id))
-    objects = await service.detections(image)
-    status = 200 if image.status == ImageStatus.DONE else 422
-    if status == 422:
-        raise APIError(
-            422, f"the model server refused the image: {image.error}", image_id=str(image.id)
-        )
-    return _image_response(image, objects, None, status, request)
+    if image.status == ImageStatus.FAILED:
+        message = f"the model server refused the image: {image.error}"
+        raise APIError(422, message, image_id=str(image.id))
+    return _image_response(image, await service.detections(image), None, 200, request)
