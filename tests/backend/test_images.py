@@ -239,3 +239,24 @@ def test_database_failure_after_the_file_was_written_leaves_no_file(backend):
             db_rows(backend, statement)
     with backend.client() as c:
         assert upload(c, data, name="fail-me.png").status_code == 201
+
+
+def test_an_image_the_model_refuses_is_kept_and_marked_failed(bentoml_home, tmp_path):
+    """The Bento allows fewer pixels than the backend: it answers 400, which is not retried."""
+    from tests.servers import running_bento
+
+    with running_bento(bentoml_home, env={"CIRCLE_DETECTOR_MAX_PIXELS": "10000"}) as bento:
+        env = {"MODE": "real", "MODEL_SERVER_URL": bento.http_url, "DATABASE_URL": ""}
+        with running_backend(tmp_path / "data", env) as server, server.client() as c:
+            small = upload(c, circles_png(seed=1300, size=(96, 96)), **LOOSE)
+            assert small.status_code == 201 and small.json()["status"] == "done"
+            data = circles_png(seed=1301, size=(200, 160))
+            r = upload(c, data, **LOOSE)
+            assert r.status_code == 202, r.text
+            body = r.json()
+            assert body["status"] == "failed" and body["attempts"] == 1
+            assert "400" in body["error"] and body["objects"] == []
+            again = c.post(f"{API}{body['id']}/detect")
+            assert again.status_code == 422 and again.json()["image_id"] == body["id"]
+            assert "refused" in again.json()["error"]
+            assert c.get(f"{API}{body['id']}/file").content == data
