@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         "Use postgres://user:pass@host:5432/db for several replicas.",
     )
     storage_dir: Path | None = Field(
-        None, description="Where uploaded files live (the PVC in Kubernetes); DATA_DIR/images."
+        None, description="Where uploaded files go (the PVC in Kubernetes); empty: DATA_DIR/images."
     )
     migrate_on_start: bool = Field(True, description="Apply database migrations at start-up.")
 
@@ -103,6 +103,14 @@ class Settings(BaseSettings):
             if value.startswith(scheme):
                 value = value[len(scheme) :]
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_memory_database(cls, value: str) -> str:
+        """Migrations and the app use separate connections: an in-memory database would vanish."""
+        if ":memory:" in value:
+            raise ValueError("an in-memory SQLite database is not supported; use a file path")
+        return value
 
     @field_validator("api_key")
     @classmethod

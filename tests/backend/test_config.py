@@ -71,6 +71,11 @@ def test_bad_values_are_refused_by_name(monkeypatch, name, value):
     assert name.lower() in str(info.value).lower() or "backoff" in str(info.value).lower()
 
 
+def test_in_memory_sqlite_is_refused():
+    with pytest.raises(ValidationError, match="in-memory"):
+        Settings(database_url="sqlite://:memory:")
+
+
 def test_unknown_database_scheme():
     with pytest.raises(ValueError, match="unsupported DATABASE_URL scheme 'mysql'"):
         _ = Settings(database_url="mysql://x/y").dialect
