@@ -1,64 +1,87 @@
-"""Retries with backoff up to a deadline (no server needed: the callee is a local coroutine)."""
+"""Retries with backoff up to a deadline. The callee is a local coroutine; the clock, sleep and
+jitter are replaced by a fake clock so that the schedule is checked exactly, not timed."""
 
 from __future__ import annotations
 
-import itertools
-import time
+import types
 
 import pytest
 
 from backend.inference import ModelRejectedError, ModelUnavailableError, with_retries
+from backend.inference import retry as retry_module
 
 
-async def test_retries_until_success_and_counts_attempts():
+class FakeClock:
+    """monotonic() and sleep() over virtual time; records every sleep asked for."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr(retry_module, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(retry_module, "asyncio", types.SimpleNamespace(sleep=fake.sleep))
+    monkeypatch.setattr(retry_module, "random", types.SimpleNamespace(uniform=lambda a, b: 1.0))
+    return fake
+
+
+async def test_retries_until_success_and_counts_attempts(clock):
     calls = []
 
     async def flaky() -> str:
-        calls.append(time.monotonic())
+        calls.append(clock.now)
         if len(calls) < 3:
             raise ModelUnavailableError("down")
         return "ok"
 
-    result, attempts = await with_retries(flaky, deadline_s=5, backoff_s=0.01, backoff_max_s=0.02)
-    assert (result, attempts, len(calls)) == ("ok", 3, 3)
+    result, attempts = await with_retries(flaky, deadline_s=5, backoff_s=0.25, backoff_max_s=4)
+    assert (result, attempts) == ("ok", 3)
+    assert clock.sleeps == [0.25, 0.5]
 
 
-async def test_gives_up_at_the_deadline_with_the_attempt_count():
+async def test_backoff_doubles_is_capped_and_stops_at_the_deadline(clock):
     retries = []
 
     async def down() -> None:
         raise ModelUnavailableError("connection refused")
 
-    start = time.monotonic()
     with pytest.raises(ModelUnavailableError) as info:
         await with_retries(
             down,
-            deadline_s=0.3,
-            backoff_s=0.02,
-            backoff_max_s=0.05,
+            deadline_s=10,
+            backoff_s=0.25,
+            backoff_max_s=2,
             on_retry=lambda n, e: retries.append(n),
         )
-    elapsed = time.monotonic() - start
-    assert 0.3 <= elapsed < 1.0
-    assert info.value.attempts == len(retries) + 1 >= 3
-    assert "connection refused" in str(info.value) and "gave up after" in str(info.value)
+    # 0.25 + 0.5 + 1 + 2 + 2 + 2 = 7.75; then 2.25 s are left, then the deadline
+    assert clock.sleeps == [0.25, 0.5, 1, 2, 2, 2, 2, 0.25]
+    assert clock.now == 10
+    assert info.value.attempts == len(retries) + 1 == 9
+    assert "connection refused" in str(info.value) and "gave up after 9 attempt(s)" in str(
+        info.value
+    )
 
 
-async def test_backoff_grows_and_is_capped():
-    stamps = []
-
+async def test_zero_deadline_means_one_attempt(clock):
     async def down() -> None:
-        stamps.append(time.monotonic())
         raise ModelUnavailableError("down")
 
-    with pytest.raises(ModelUnavailableError):
-        await with_retries(down, deadline_s=0.9, backoff_s=0.05, backoff_max_s=0.2)
-    gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert gaps[1] > gaps[0] * 1.1  # doubled (jitter is +-25%)
-    assert max(gaps) < 0.2 * 1.25 + 0.05
+    with pytest.raises(ModelUnavailableError) as info:
+        await with_retries(down, deadline_s=0, backoff_s=0.25, backoff_max_s=4)
+    assert info.value.attempts == 1 and clock.sleeps == []
 
 
-async def test_rejections_are_not_retried():
+async def test_rejections_are_not_retried(clock):
     calls = []
 
     async def rejected() -> None:
@@ -67,4 +90,19 @@ async def test_rejections_are_not_retried():
 
     with pytest.raises(ModelRejectedError):
         await with_retries(rejected, deadline_s=5, backoff_s=0.01, backoff_max_s=0.01)
-    assert calls == [1]
+    assert calls == [1] and clock.sleeps == []
+
+
+async def test_jitter_stays_within_a_quarter(monkeypatch):
+    """With the real random module: each delay is within +-25% of the schedule."""
+    fake = FakeClock()
+    monkeypatch.setattr(retry_module, "time", types.SimpleNamespace(monotonic=fake.monotonic))
+    monkeypatch.setattr(retry_module, "asyncio", types.SimpleNamespace(sleep=fake.sleep))
+
+    async def down() -> None:
+        raise ModelUnavailableError("down")
+
+    with pytest.raises(ModelUnavailableError):
+        await with_retries(down, deadline_s=100, backoff_s=1, backoff_max_s=8)
+    for asked, planned in zip(fake.sleeps[:4], [1, 2, 4, 8], strict=True):
+        assert 0.75 * planned <= asked <= 1.25 * planned
