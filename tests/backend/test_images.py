@@ -260,3 +260,22 @@ def test_an_image_the_model_refuses_is_kept_and_marked_failed(bentoml_home, tmp_
             assert again.status_code == 422 and again.json()["image_id"] == body["id"]
             assert "refused" in again.json()["error"]
             assert c.get(f"{API}{body['id']}/file").content == data
+
+
+def test_dropped_database_connections_are_replaced(postgres_database_factory, tmp_path):
+    """PostgreSQL kills every backend connection (failover, restart): the next requests work."""
+    from tests.backend.conftest import _pg_admin
+
+    url = postgres_database_factory()
+    database = url.rsplit("/", 1)[1]
+    env = {"MODE": "dummy", "DATABASE_URL": url}
+    with running_backend(tmp_path / "data", env) as server, server.client() as c:
+        first = upload(c, circles_png(seed=1400)).json()["id"]
+        _pg_admin(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{database}' AND pid <> pg_backend_pid()"
+        )
+        assert c.get("/health/ready").status_code == 200
+        assert upload(c, circles_png(seed=1401)).status_code == 201
+        assert c.get(f"{API}{first}").status_code == 200
+        assert c.get(API).json()["total"] == 2
