@@ -239,10 +239,13 @@ class ImageService:
             raise APIError(404, f"object {object_id} not found in image {image.id}")
         return det
 
-    async def page(self, limit: int, offset: int) -> tuple[list[Image], int]:
-        """Images newest first, and how many there are in all."""
-        items = await Image.all().order_by("-created_at", "-id").offset(offset).limit(limit)
-        return items, await Image.all().count()
+    async def page(
+        self, limit: int, offset: int, status: ImageStatus | None = None
+    ) -> tuple[list[Image], int]:
+        """Images newest first, and how many there are in all (of `status`, when given)."""
+        query = Image.all() if status is None else Image.filter(status=status)
+        items = await query.order_by("-created_at", "-id").offset(offset).limit(limit)
+        return items, await query.count()
 
     async def read_file(self, image: Image) -> bytes:
         """The original bytes."""

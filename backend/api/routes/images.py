@@ -94,9 +94,10 @@ async def list_images(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     offset: Annotated[int, Query(ge=0)] = 0,
+    status: Annotated[ImageStatus | None, Query(description="Only images in this state.")] = None,
 ) -> ImagePage:
-    """Images, newest first."""
-    items, total = await service.page(limit, offset)
+    """Images, newest first (optionally only `pending`, `done` or `failed` ones)."""
+    items, total = await service.page(limit, offset, status)
     return ImagePage(
         items=[ImageSummary.of(i) for i in items], total=total, limit=limit, offset=offset
     )

@@ -32,6 +32,23 @@ def test_upload_is_kept_and_marked_pending_with_202(model_down_backend):
     assert model_down_backend.file_path(data).read_bytes() == data
 
 
+def test_list_filters_by_status(model_down_backend):
+    with model_down_backend.client() as c:
+        iid = upload(c, circles_png(seed=602)).json()["id"]
+        pending = c.get(API, params={"status": "pending", "limit": 200}).json()
+        assert iid in [i["id"] for i in pending["items"]]
+        assert {i["status"] for i in pending["items"]} == {"pending"}
+        assert pending["total"] == len(pending["items"])
+        assert c.get(API, params={"status": "done"}).json() == {
+            "items": [],
+            "total": 0,
+            "limit": 20,
+            "offset": 0,
+        }
+        r = c.get(API, params={"status": "lost"})
+        assert r.status_code == 422 and "status" in r.json()["error"]
+
+
 def test_ready_names_the_failing_check(model_down_backend):
     with model_down_backend.client() as c:
         r = c.get("/health/ready")
