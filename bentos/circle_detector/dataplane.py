@@ -120,8 +120,9 @@ class DataPlane:
 
     async def warm_up(self) -> None:
         """Run one inference through the whole path (batcher included), then report ready."""
-        yy, xx = np.mgrid[:96, :96]
-        ring = np.abs(np.hypot(xx - 48, yy - 40) - 20) < 2
+        side = max(8, min(96, math.isqrt(self.max_pixels)))  # within the configured pixel limit
+        yy, xx = np.mgrid[:side, :side]
+        ring = np.abs(np.hypot(xx - side / 2, yy - side / 2) - side / 4) < 2
         image = np.where(ring, 0, 255).astype(np.uint8)[None]
         request = InferRequest(inputs=[InferInput(INPUT_NAME, "UINT8", list(image.shape), image)])
         await self._infer(request)

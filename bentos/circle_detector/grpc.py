@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .dataplane import DataPlane
 
 logger = logging.getLogger(__name__)
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
 
 
 class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
@@ -81,12 +80,14 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             await context.abort(grpc.StatusCode[exc.grpc_code], exc.message)
 
 
-async def start_server(dataplane: DataPlane, host: str, port: int) -> tuple[grpc.aio.Server, int]:
+async def start_server(
+    dataplane: DataPlane, host: str, port: int, max_message_bytes: int = 256 * 1024 * 1024
+) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server on the running event loop; returns it and the bound port."""
     server = grpc.aio.server(
         options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
         ]
     )
     service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(

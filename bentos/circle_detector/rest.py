@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .protocol import NotReady, ProtocolError
+from .protocol import NotReady, PayloadTooLarge, ProtocolError
 from .protocol.rest_codec import HEADER_LENGTH, encode_response, parse_request
 
 if TYPE_CHECKING:  # the dataplane pulls in torch; the Bento's CLI process must not
@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # the dataplane pulls in torch; the Bento's CLI process must 
 logger = logging.getLogger(__name__)
 #: Bodies larger than this are parsed off the event loop.
 _THREAD_PARSE_BYTES = 1 << 20
+#: Default cap on an infer request body; the service sets `app.state.max_body_bytes`.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 
 router = APIRouter(prefix="/v2")
 
@@ -72,7 +74,7 @@ async def model_ready(request: Request, name: str, version: str | None = None) -
 async def infer(request: Request, name: str, version: str | None = None) -> Response:
     dataplane = _dataplane(request)
     dataplane.check_model(name, version)
-    body = await request.body()
+    body = await _read_body(request)
     header_length = request.headers.get(HEADER_LENGTH)
     if len(body) > _THREAD_PARSE_BYTES:
         infer_request = await run_in_threadpool(parse_request, body, header_length)
@@ -87,6 +89,21 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
         media_type="application/octet-stream",
         headers={HEADER_LENGTH: str(json_length)},
     )
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused with 413 as soon as it is known to be over the limit."""
+    limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _protocol_error(request: Request, exc: Exception) -> JSONResponse:

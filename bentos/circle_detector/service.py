@@ -100,6 +100,7 @@ class CircleDetectorService:
     @bentoml.on_startup
     async def _start(self) -> None:
         rest.app.state.dataplane = self.dataplane
+        rest.app.state.max_body_bytes = SETTINGS.max_body_bytes
         self._warm_up_task = asyncio.create_task(self._warm_up())
 
     async def _warm_up(self) -> None:
@@ -123,7 +124,10 @@ class CircleDetectorService:
 
             try:
                 self._grpc_server, _ = await grpc_transport.start_server(
-                    self.dataplane, SETTINGS.grpc_host, SETTINGS.grpc_port
+                    self.dataplane,
+                    SETTINGS.grpc_host,
+                    SETTINGS.grpc_port,
+                    max_message_bytes=SETTINGS.max_body_bytes,
                 )
             except Exception:
                 logger.exception("cannot start the V2 gRPC server; reporting not ready")

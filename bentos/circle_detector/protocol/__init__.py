@@ -5,7 +5,7 @@ between numpy and the wire (JSON data, the binary tensor extension, gRPC raw con
 `rest` and `grpc_codec` translate whole messages, and `errors` carries status codes.
 """
 
-from .errors import BadRequest, NotFound, NotReady, ProtocolError
+from .errors import BadRequest, NotFound, NotReady, PayloadTooLarge, ProtocolError
 from .types import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "InferResponse",
     "NotFound",
     "NotReady",
+    "PayloadTooLarge",
     "ProtocolError",
     "RequestedOutput",
 ]

@@ -35,3 +35,10 @@ class NotReady(ProtocolError):
 
     http_status = 503
     grpc_code = "UNAVAILABLE"
+
+
+class PayloadTooLarge(ProtocolError):
+    """The request body is over the configured limit (413 / RESOURCE_EXHAUSTED)."""
+
+    http_status = 413
+    grpc_code = "RESOURCE_EXHAUSTED"

@@ -11,7 +11,7 @@ import torch
 from bentos.circle_detector import rest
 from bentos.circle_detector.dataplane import DataPlane
 from bentos.circle_detector.model.detector import CircleDetector
-from bentos.circle_detector.protocol import InferInput, InferRequest, NotReady
+from bentos.circle_detector.protocol import BadRequest, InferInput, InferRequest, NotReady
 from tests.bentos.circle_detector.images import (
     LOOSE,
     assert_matches_reference,
@@ -99,3 +99,34 @@ async def test_infer_before_warm_up_raises_not_ready(dataplane):
     request = InferRequest(inputs=[InferInput("image", "UINT8", [1, 8, 8], np.zeros((1, 8, 8)))])
     with pytest.raises(NotReady):
         await dataplane.infer("circle-detector", request)
+
+
+async def test_body_over_the_limit_is_413(dataplane):
+    await dataplane.warm_up()
+    app = rest.create_app()
+    app.state.dataplane = dataplane
+    app.state.max_body_bytes = 1024
+    transport = httpx.ASGITransport(app=app)
+    url = "/v2/models/circle-detector/infer"
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        declared = await client.post(url, content=b"x" * 2048)
+        assert declared.status_code == 413 and "limit is 1024" in declared.json()["error"]
+
+        async def chunks():
+            for _ in range(4):
+                yield b"y" * 512
+
+        streamed = await client.post(url, content=chunks())  # no Content-Length: chunked
+        assert streamed.status_code == 413 and "over the limit" in streamed.json()["error"]
+
+
+async def test_pixel_arrays_over_the_pixel_limit_are_refused():
+    plane = DataPlane(reference_detector(), max_pixels=32 * 32)
+    try:
+        await plane.warm_up()  # the warm-up image itself fits the small limit
+        big = np.zeros((1, 40, 40), dtype=np.uint8)
+        request = InferRequest(inputs=[InferInput("image", "UINT8", [1, 40, 40], big)])
+        with pytest.raises(BadRequest, match="over the limit of 1024"):
+            await plane.infer("circle-detector", request)
+    finally:
+        plane.close()
