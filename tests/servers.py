@@ -56,15 +56,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def prepare_bentoml_home(home: Path) -> Path:
-    """Create a BentoML home at `home` and import the committed weights into its model store."""
+def prepare_bentoml_home(home: Path, weights: Path | None = None) -> Path:
+    """Create a BentoML home at `home` and import weights (the committed ones by default)."""
     home.mkdir(parents=True, exist_ok=True)
     code = (
-        "from bentos.circle_detector.commands.import_model import import_model;"
-        "print(import_model()[0])"
+        "import sys; from bentos.circle_detector.commands.import_model import import_model;"
+        "print(import_model(sys.argv[1] if len(sys.argv) > 1 else None)[0])"
     )
     subprocess.run(
-        [sys.executable, "-c", code],
+        [sys.executable, "-c", code, *([str(weights)] if weights else [])],
         cwd=REPO_ROOT,
         env={**os.environ, "BENTOML_HOME": str(home)},
         check=True,
