@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .protocol import NotReady, PayloadTooLarge, ProtocolError
-from .protocol.rest_codec import HEADER_LENGTH, encode_response, parse_request
+from .protocol.rest_codec import HEADER_LENGTH, decode_body, encode_response, parse_request
 
 if TYPE_CHECKING:  # the dataplane pulls in torch; the Bento's CLI process must not
     from .dataplane import DataPlane
@@ -75,6 +75,11 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     dataplane = _dataplane(request)
     dataplane.check_model(name, version)
     body = await _read_body(request)
+    if "content-encoding" in request.headers:
+        limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+        body = await run_in_threadpool(
+            decode_body, body, request.headers["content-encoding"], limit
+        )
     header_length = request.headers.get(HEADER_LENGTH)
     if len(body) > _THREAD_PARSE_BYTES:
         infer_request = await run_in_threadpool(parse_request, body, header_length)

@@ -8,10 +8,11 @@ carry `binary_data_size` follow it, in order, as raw little-endian bytes.
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 from . import codec
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 from .types import InferInput, InferRequest, InferResponse, RequestedOutput
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -74,6 +75,29 @@ def encode_response(response: InferResponse) -> tuple[bytes, int | None]:
     if not chunks:
         return header, None
     return header + b"".join(chunks), len(header)
+
+
+#: Content-Encoding -> zlib window bits (what tritonclient's request compression sends).
+_ENCODINGS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
+
+
+def decode_body(body: bytes, content_encoding: str | None, limit: int) -> bytes:
+    """Undo `Content-Encoding: gzip|deflate`, refusing output over `limit` (zip bombs)."""
+    encoding = (content_encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding not in _ENCODINGS:
+        raise BadRequest(f"unsupported Content-Encoding {encoding!r}; use gzip or deflate")
+    inflater = zlib.decompressobj(_ENCODINGS[encoding])
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(f"request body is not valid {encoding} data: {exc}") from None
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(f"decompressed request body is over the limit of {limit} bytes")
+    if not inflater.eof:
+        raise BadRequest(f"request body is truncated {encoding} data")
+    return out
 
 
 def error_body(message: str) -> dict[str, str]:

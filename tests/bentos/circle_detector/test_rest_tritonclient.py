@@ -96,3 +96,15 @@ async def test_aio_client(bento_server):
         tensor.set_data_from_numpy(np.array([encode(i) for i in images], dtype=object))
         result = await client.infer(MODEL, [tensor], parameters=LOOSE)
     assert_matches_reference(_outputs(result), reference(images, **LOOSE))
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests(client, algorithm):
+    images = [circles_image(64, 64, 17), circles_image(72, 88, 18)]
+    result = client.infer(
+        MODEL,
+        [_bytes_input([encode(i) for i in images], binary=True)],
+        parameters=LOOSE,
+        request_compression_algorithm=algorithm,
+    )
+    assert_matches_reference(_outputs(result), reference(images, **LOOSE))
