@@ -42,9 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         prepare_filesystem(settings)
-        if settings.migrate_on_start:
-            # In its own task, so aerich's Tortoise context does not leak into the app's.
-            await asyncio.create_task(apply_migrations(settings))
+        if settings.migrate_on_start:  # `python -m backend` has done it already
+            await apply_migrations(settings)
         client = make_client(settings)
         storage = LocalStorage(settings.resolved_storage_dir)
         app.state.service = ImageService(settings, storage, client, metrics)

@@ -136,7 +136,6 @@ class ImageService:
             self.metrics.model_retries.inc()
             log.warning("model server attempt %d failed: %s", attempt, exc)
 
-        attempts = 0
         try:
             result, attempts = await with_retries(
                 lambda: self.client.infer(
