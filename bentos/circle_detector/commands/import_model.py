@@ -11,6 +11,7 @@ import argparse
 import hashlib
 import re
 import shutil
+import sys
 from pathlib import Path
 
 HELP = "Import the committed weights into the BentoML model store (idempotent)."
@@ -38,7 +39,10 @@ def import_model(weights: Path | None = None) -> tuple[str, bool]:
     from ..model.detector import MODEL_NAME, WEIGHTS_PATH, CircleDetector
 
     path = Path(weights or WEIGHTS_PATH)
-    detector = CircleDetector.load(path)
+    try:
+        detector = CircleDetector.load(path)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise ValueError(f"{path} is not a circle-detector checkpoint: {exc}") from exc
     tag = f"{MODEL_NAME}:{store_version(detector.info.version, path)}"
     try:
         bentoml.models.get(tag)
@@ -58,6 +62,13 @@ def import_model(weights: Path | None = None) -> tuple[str, bool]:
 
 
 def run(args: argparse.Namespace) -> int:
-    tag, created = import_model(args.weights)
+    if args.weights is not None and not args.weights.is_file():
+        print(f"error: cannot read weights file {args.weights}", file=sys.stderr)
+        return 2
+    try:
+        tag, created = import_model(args.weights)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"{'imported' if created else 'already in the store:'} {tag}")
     return 0

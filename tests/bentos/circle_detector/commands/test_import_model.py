@@ -1,4 +1,5 @@
-"""`import-model` into a fresh BentoML home: creates the tag once, then does nothing."""
+"""`circle-detector import-model` into a fresh BentoML home: creates the tag once, then does
+nothing; the real console script is run, as the Makefile does."""
 
 from __future__ import annotations
 
@@ -6,35 +7,33 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from bentos.circle_detector.model.detector import WEIGHTS_PATH, CircleDetector
 from tests.servers import BENTOML, REPO_ROOT
 
-CODE = (
-    "from bentos.circle_detector.commands.import_model import import_model;"
-    "import json; print(json.dumps(import_model()))"
-)
+CLI = Path(sys.executable).with_name("circle-detector")
 
 
-def _import(home) -> tuple[str, bool]:
-    env = {**os.environ, "BENTOML_HOME": str(home)}
-    out = subprocess.run(
-        [sys.executable, "-c", CODE],
+def _run(home: Path, *args: str) -> str:
+    env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
+    return subprocess.run(
+        [str(CLI), "import-model", *args],
         cwd=REPO_ROOT,
         env=env,
         check=True,
         capture_output=True,
         text=True,
         timeout=120,
-    ).stdout
-    return tuple(json.loads(out.strip().splitlines()[-1]))
+    ).stdout.strip()
 
 
 def test_import_is_idempotent_and_versioned(tmp_path):
-    tag, created = _import(tmp_path)
-    assert created and tag.startswith("circle-detector:")
+    first = _run(tmp_path)
+    assert first.startswith("imported circle-detector:")
+    tag = first.split()[-1]
     assert CircleDetector.load(WEIGHTS_PATH).info.version.lower() in tag
-    assert _import(tmp_path) == (tag, False)
+    assert _run(tmp_path) == f"already in the store: {tag}"
     listing = subprocess.run(
         [str(BENTOML), "models", "list", "-o", "json"],
         env={**os.environ, "BENTOML_HOME": str(tmp_path)},
@@ -44,3 +43,20 @@ def test_import_is_idempotent_and_versioned(tmp_path):
         timeout=60,
     ).stdout
     assert [m["tag"] for m in json.loads(listing)] == [tag]
+
+
+def test_missing_or_corrupt_weights_are_clear_errors(tmp_path):
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path)}
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a torch checkpoint")
+    for path, phrase in [(tmp_path / "absent.pt", "cannot read"), (junk, "not a circle")]:
+        done = subprocess.run(
+            [str(CLI), "import-model", "--weights", str(path)],
+            cwd=REPO_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 2
+        assert phrase in done.stderr and "Traceback" not in done.stderr
