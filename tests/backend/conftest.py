@@ -21,7 +21,7 @@ import pytest
 from tests.backend.helpers import API_KEY, BackendServer, start_backend, stop_backend
 
 #: Admin connection to the PostgreSQL server (trust auth on this machine and in CI).
-PG_ADMIN_URL = os.environ.get("BACKEND_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get("BACKEND_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 
 
 def _pg_admin(sql: str) -> None:
