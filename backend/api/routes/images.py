@@ -22,6 +22,8 @@ ScoreThreshold = Annotated[
 MaxDetections = Annotated[
     int | None, Query(ge=1, le=10000, description="Most circles kept (default MAX_DETECTIONS).")
 ]
+#: Uploaded bytes are served as the type judged at upload, never re-sniffed nor run as a page.
+UNTRUSTED = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
 IMAGE_ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
 WRITE_ERRORS = {401: {"model": ErrorOut}}
 
@@ -121,7 +123,7 @@ async def get_image_file(image_id: UUID, service: Service) -> Response:
     return Response(
         await service.read_file(image),
         media_type=image.content_type,
-        headers={"Cache-Control": "private, max-age=31536000, immutable"},
+        headers={"Cache-Control": "private, max-age=31536000, immutable", **UNTRUSTED},
     )
 
 
@@ -133,7 +135,7 @@ async def get_image_file(image_id: UUID, service: Service) -> Response:
 async def get_annotated(image_id: UUID, service: Service) -> Response:
     """PNG of the image with the detected circles drawn."""
     image = await service.get(image_id)
-    return Response(await service.annotated(image), media_type="image/png")
+    return Response(await service.annotated(image), media_type="image/png", headers=UNTRUSTED)
 
 
 @router.delete(

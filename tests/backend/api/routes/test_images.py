@@ -72,6 +72,8 @@ def test_get_list_objects_file_and_annotated(backend):
         f = c.get(f"{API}{iid}/file")
         assert f.status_code == 200 and f.content == data
         assert f.headers["content-type"] == "image/jpeg"
+        assert f.headers["x-content-type-options"] == "nosniff"
+        assert f.headers["content-security-policy"] == "sandbox"
 
         a = c.get(f"{API}{iid}/annotated")
         assert a.status_code == 200 and a.headers["content-type"] == "image/png"
