@@ -5,6 +5,9 @@
 #   scripts/container-base.sh makes localhost/circle-base:bookworm where no registry is reachable).
 ARG BASE_IMAGE=python:3.11-slim
 FROM ${BASE_IMAGE}
+# WHEELS: a folder of the context holding every requirement as a wheel; set: install offline
+# from it only (scripts/build-images.sh --offline), empty: install from the package index.
+ARG WHEELS=
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -13,7 +16,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 COPY . /src
 RUN set -eu; \
-    if [ -d /src/wheels ]; then pip_src="--no-index --find-links /src/wheels"; else pip_src=""; fi; \
+    if [ -n "$WHEELS" ]; then pip_src="--no-index --find-links /src/$WHEELS"; else pip_src=""; fi; \
     python3 -m venv /opt/venv; \
     /opt/venv/bin/pip install --no-cache-dir $pip_src -r /src/docker/backend-requirements.txt; \
     /opt/venv/bin/pip install --no-cache-dir --no-deps $pip_src /src; \

@@ -85,9 +85,9 @@ fi
 PY="$ROOT/.venv/bin/python"
 [[ -x "$PY" ]] || die "no virtualenv at $ROOT/.venv (run 'make setup' first)"
 
-# build_image DOCKERFILE CONTEXT IMAGE: one image with the chosen engine.
+# build_image DOCKERFILE CONTEXT IMAGE [BUILD-OPTIONS...]: one image with the chosen engine.
 build_image() {
-  local args=(-f "$1" -t "$3" --build-arg "BASE_IMAGE=$BASE_IMAGE") pull=()
+  local args=(-f "$1" -t "$3" --build-arg "BASE_IMAGE=$BASE_IMAGE" "${@:4}") pull=()
   ((offline)) && pull=(--pull-never)
   case "$engine" in
     buildah) buildah bud --isolation chroot --layers "${pull[@]}" "${args[@]}" "$2" ;;
@@ -147,7 +147,9 @@ build_backend() {
       2>&1 | { grep -v '^WARNING: Location' || true; }
     cp -a "$ctx/wheels" "$ctx/src/wheels"
   fi
-  build_image "$ROOT/docker/backend.Dockerfile" "$ctx/src" "$BACKEND_IMAGE"
+  local extra=()
+  ((offline)) && extra=(--build-arg WHEELS=wheels)
+  build_image "$ROOT/docker/backend.Dockerfile" "$ctx/src" "$BACKEND_IMAGE" "${extra[@]}"
 }
 
 # load_into_kind IMAGE: docker images directly, podman/buildah through an archive.

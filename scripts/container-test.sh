@@ -20,9 +20,12 @@ The container, for real, with the tools that work without a Docker engine or a r
   3. one podman pod on 127.0.0.1 (free ports), like a Kubernetes pod: the Bento with PORT=8080
      as Knative sets it, and the backend (read-only root, /data volume, MODEL_SERVER_URL
      127.0.0.1:8080)
+     (the Bento's env, user and command read from the rendered k8s/overlays/local)
   4. the Bento's own V2 client tests (tritonclient HTTP + gRPC, REST error cases) against the
      Bento's container, and tests/k8s/container_checks.py against the backend's container
      (/health/ready, an upload detected through the Bento)
+  5. the gRPC variant (--with grpc) as Knative runs it: PORT=8081 (h2c), the manifest's command,
+     and the Bento's gRPC tests against that port
 Prints how long each step took. Not part of 'make test' (minutes, needs root).
 
   --skip-build   use the images already built
@@ -69,7 +72,7 @@ read -r BENTO_IMAGE BACKEND_IMAGE < <("$ROOT/scripts/build-images.sh" --print-im
 data="$(mktemp -d)"
 cleanup() {
   if [[ "$KEEP" != 1 ]]; then
-    podman pod rm -f "$POD" >/dev/null 2>&1 || true
+    podman pod rm -f "$POD" "$POD-grpc" >/dev/null 2>&1 || true
     rm -rf "$data"
   fi
   rm -f "$conf"
@@ -96,6 +99,7 @@ done
 
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port="$(free_port)" grpc_port="$(free_port)" backend_port="$(free_port)"
+http2_port="$(free_port)" grpc2_port="$(free_port)"
 
 # wait_http URL CONTAINER: until URL answers 200, the container dies, or the time is up.
 wait_http() {
@@ -108,16 +112,39 @@ wait_http() {
   done
 }
 
+# bento_args OVERLAY [COMPONENTS]: the InferenceService container's env, user and command as
+# podman arguments (tests/k8s/pod_spec.py reads the rendered manifest), the image filled in.
+bento_args() {
+  local line
+  while IFS= read -r line; do
+    [[ "$line" == IMAGE ]] && line="$BENTO_IMAGE"
+    printf '%s\n' "$line"
+  done < <("$PY" -m tests.k8s.pod_spec "$@")
+}
+
 start_pod() {
+  local args
   podman pod rm -f "$POD" >/dev/null 2>&1 || true
   podman pod create --name "$POD" -p "127.0.0.1:$http_port:8080" -p "127.0.0.1:$grpc_port:8081" \
     -p "127.0.0.1:$backend_port:8000" >/dev/null
-  podman run -d --pod "$POD" --name "$POD-bento" -e PORT=8080 -e PROTOCOL=v2 \
-    --user 1034:1034 "$BENTO_IMAGE" >/dev/null
+  mapfile -t args < <(bento_args local)
+  podman run -d --pod "$POD" --name "$POD-bento" "${args[@]}" >/dev/null
   wait_http "http://127.0.0.1:$http_port/v2/health/ready" "$POD-bento"
   podman run -d --pod "$POD" --name "$POD-backend" --read-only --tmpfs /tmp \
     -v "$data:/data:U" -e MODEL_SERVER_URL=127.0.0.1:8080 "$BACKEND_IMAGE" >/dev/null
   wait_http "http://127.0.0.1:$backend_port/health/ready" "$POD-backend"
+}
+
+# The gRPC variant as Knative runs it: PORT is the h2c port (8081) and the manifest's command
+# keeps HTTP on 8080; the Bento's gRPC tests then go to the published h2c port.
+start_grpc_pod() {
+  local args
+  podman pod rm -f "$POD-grpc" >/dev/null 2>&1 || true
+  podman pod create --name "$POD-grpc" -p "127.0.0.1:$grpc2_port:8081" \
+    -p "127.0.0.1:$http2_port:8080" >/dev/null
+  mapfile -t args < <(bento_args local --with grpc)
+  podman run -d --pod "$POD-grpc" --name "$POD-grpc-bento" "${args[@]}" >/dev/null
+  wait_http "http://127.0.0.1:$http2_port/v2/health/ready" "$POD-grpc-bento"
 }
 step start-and-ready start_pod
 
@@ -125,16 +152,26 @@ run_tests() {
   CONTAINER_BENTO_HTTP="127.0.0.1:$http_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc_port" \
     CONTAINER_BENTO_NAME="$POD-bento" CONTAINER_BACKEND_URL="http://127.0.0.1:$backend_port" \
     "$PY" -m pytest -p tests.k8s.container_plugin -p no:cacheprovider -q \
-    "$ROOT/tests/bentos/circle_detector/test_rest_tritonclient.py" \
-    "$ROOT/tests/bentos/circle_detector/test_grpc_tritonclient.py" \
-    "$ROOT/tests/bentos/circle_detector/test_rest_errors.py" \
-    "$ROOT/tests/k8s/container_checks.py"
+    tests/bentos/circle_detector/test_rest_tritonclient.py \
+    tests/bentos/circle_detector/test_grpc_tritonclient.py \
+    tests/bentos/circle_detector/test_rest_errors.py \
+    tests/k8s/container_checks.py
 }
 step tests run_tests
 
+run_grpc_tests() {
+  CONTAINER_BENTO_HTTP="127.0.0.1:$http2_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc2_port" \
+    CONTAINER_BENTO_NAME="$POD-grpc-bento" \
+    "$PY" -m pytest -p tests.k8s.container_plugin -p no:cacheprovider -q \
+    tests/bentos/circle_detector/test_grpc_tritonclient.py
+}
+step grpc-variant-start start_grpc_pod
+step grpc-variant-tests run_grpc_tests
+
 log "images: $(podman image inspect -f '{{.Size}}' "$BENTO_IMAGE" | numfmt --to=iec) $BENTO_IMAGE," \
   "$(podman image inspect -f '{{.Size}}' "$BACKEND_IMAGE" | numfmt --to=iec) $BACKEND_IMAGE"
-for name in base-image bento-image backend-image start-and-ready tests; do
+for name in base-image bento-image backend-image start-and-ready tests grpc-variant-start \
+  grpc-variant-tests; do
   [[ -n "${took[$name]:-}" ]] && log "took $name: ${took[$name]} s"
 done
 log "container test passed in ${SECONDS} s"
