@@ -96,14 +96,16 @@ def _database_env(kind: str, request: pytest.FixtureRequest) -> dict[str, str]:
 def backend(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[BackendServer]:
     """The backend in MODE=dummy with API_KEY set and a 1 MiB upload limit, on each database."""
     kind = request.param
+    data_dir = tmp_path_factory.mktemp(f"backend-{kind}")
     env = {
         **_database_env(kind, request),
+        "STATIC_DIR": str(data_dir / "no-page"),  # the web page, once added, is tested apart
         "MODE": "dummy",
         "API_KEY": API_KEY,
         "MAX_UPLOAD_BYTES": str(1024 * 1024),
         "MAX_IMAGE_PIXELS": str(2048 * 2048),
     }
-    server = start_backend(tmp_path_factory.mktemp(f"backend-{kind}"), env)
+    server = start_backend(data_dir, env)
     server.env["KIND"] = kind
     yield server
     stop_backend(server)
