@@ -25,6 +25,8 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
         doc = json.loads(json_part)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("request body JSON is nested too deeply") from None
     if not isinstance(doc, dict):
         raise BadRequest("request body must be a JSON object")
     request_id = doc.get("id")

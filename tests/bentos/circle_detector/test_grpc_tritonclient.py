@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
@@ -124,3 +126,65 @@ async def test_aio_client(bento_server):
         tensor.set_data_from_numpy(np.array([encode(i) for i in images], dtype=object))
         result = await client.infer(MODEL, [tensor], parameters=LOOSE)
     assert_matches_reference(_outputs(result), reference(images, **LOOSE))
+
+
+@pytest.fixture(scope="module")
+def stub(bento_server):
+    import grpc
+    from tritonclient.grpc import service_pb2_grpc
+
+    with grpc.insecure_channel(bento_server.grpc_url) as channel:
+        yield service_pb2_grpc.GRPCInferenceServiceStub(channel)
+
+
+def _request(**tensor) -> Any:
+    from tritonclient.grpc import service_pb2
+
+    message = service_pb2.ModelInferRequest(model_name=MODEL)
+    message.inputs.add(name="image", **tensor)
+    return message
+
+
+@pytest.mark.parametrize(
+    ("build", "phrase"),
+    [
+        (lambda: _request(datatype="UINT8", shape=[-1, 8, 8]), "non-negative"),
+        (lambda: _request(datatype="BYTES", shape=[0]), "empty batch"),
+        (
+            lambda: _with_raw(_request(datatype="UINT8", shape=[1, 8, 8]), [b"\0" * 64] * 2),
+            "2 raw_input_contents for 1 inputs",
+        ),
+        (
+            lambda: _with_raw(_request(datatype="BYTES", shape=[1]), [b"\xff\xff\xff\x7fabc"]),
+            "claims",
+        ),
+        (
+            lambda: _typed_uint8([300] * 64),
+            "out of range",
+        ),
+    ],
+)
+def test_hostile_messages_are_invalid_argument(stub, build, phrase):
+    import grpc
+
+    with pytest.raises(grpc.RpcError) as info:
+        stub.ModelInfer(build(), timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert phrase in info.value.details()
+
+
+def test_typed_contents_are_accepted(stub):
+    response = stub.ModelInfer(_typed_uint8(list(range(0, 256, 4))))
+    assert response.outputs[0].name == "num_detections"
+    assert np.frombuffer(response.raw_output_contents[0], dtype="<i4").shape == (1,)
+
+
+def _with_raw(message, contents: list[bytes]):
+    message.raw_input_contents.extend(contents)
+    return message
+
+
+def _typed_uint8(values: list[int]):
+    message = _request(datatype="UINT8", shape=[1, 8, 8])
+    message.inputs[0].contents.uint_contents.extend(values)
+    return message

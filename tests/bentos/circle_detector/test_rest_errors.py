@@ -65,6 +65,17 @@ CASES = {
     "malformed json": (b'{"inputs": [', {}, 400, "not valid JSON"),
     "not utf-8": (b"\xff\xfe\x00", {}, 400, "not valid JSON"),
     "json array body": (b"[1, 2]", {}, 400, "must be a JSON object"),
+    "json nested 100k deep": (b"[" * 100_000 + b"]" * 100_000, {}, 400, "nested too deeply"),
+    "data nested 500 deep": (
+        b'{"inputs": [{"name": "image", "datatype": "UINT8", "shape": [1], "data": '
+        + b"[" * 500
+        + b"1"
+        + b"]" * 500
+        + b"}]}",
+        {},
+        400,
+        "ragged",
+    ),
     "no inputs": (b"{}", {}, 400, "'inputs' must be a non-empty list"),
     "missing image input": (
         _json([{"name": "pixels", "datatype": "UINT8", "shape": [1], "data": [1]}]),
