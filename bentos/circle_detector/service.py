@@ -13,12 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 import bentoml
 import numpy as np
+from bentoml.exceptions import BentoMLException
 
 from . import rest
+from .protocol import Overloaded
 from .settings import load_settings
 
 if TYPE_CHECKING:
@@ -90,6 +93,13 @@ class CircleDetectorService:
         self._parked.update(zip(handles, prepared, strict=True))
         try:
             rows = await self.to_async.detect(handles)  # type: ignore[attr-defined]
+        except BentoMLException as exc:
+            if exc.error_code == HTTPStatus.SERVICE_UNAVAILABLE:
+                raise Overloaded(
+                    "the server is overloaded: the batch queue is longer than "
+                    f"{SETTINGS.max_latency_ms} ms; retry later"
+                ) from None
+            raise
         finally:
             for h in handles:
                 self._parked.pop(h, None)

@@ -5,7 +5,14 @@ between numpy and the wire (JSON data, the binary tensor extension, gRPC raw con
 `rest` and `grpc_codec` translate whole messages, and `errors` carries status codes.
 """
 
-from .errors import BadRequest, NotFound, NotReady, PayloadTooLarge, ProtocolError
+from .errors import (
+    BadRequest,
+    NotFound,
+    NotReady,
+    Overloaded,
+    PayloadTooLarge,
+    ProtocolError,
+)
 from .types import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 
 __all__ = [
@@ -16,6 +23,7 @@ __all__ = [
     "InferResponse",
     "NotFound",
     "NotReady",
+    "Overloaded",
     "PayloadTooLarge",
     "ProtocolError",
     "RequestedOutput",

@@ -42,3 +42,11 @@ class PayloadTooLarge(ProtocolError):
 
     http_status = 413
     grpc_code = "RESOURCE_EXHAUSTED"
+
+
+class Overloaded(ProtocolError):
+    """The batcher dropped the request: its queue wait would exceed the latency budget
+    (503 / UNAVAILABLE); clients should retry with backoff."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
