@@ -49,7 +49,4 @@ async def test_dropped_requests_are_503_not_500(impatient_server):
     errors = [r for r in results if isinstance(r, Exception)]
     assert errors, "some gRPC calls should be dropped too"
     assert all(e.status() == "StatusCode.UNAVAILABLE" for e in errors), errors[:2]
-    assert all(
-        isinstance(r, Exception) or r.as_numpy("num_detections") is not None for r in results
-    )
-    assert np.all([isinstance(e.message(), str) for e in errors])
+    assert "overloaded" in errors[0].message()
