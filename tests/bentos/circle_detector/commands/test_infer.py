@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 
 import pytest
@@ -63,3 +64,51 @@ def test_unreachable_server(tmp_path, capsys, image_files):
     _, paths = image_files
     assert _run(["--url", "127.0.0.1:9", "--timeout", "2", str(paths[0])]) == 1
     assert "cannot reach" in capsys.readouterr().err
+
+
+@pytest.fixture
+def recording_proxy(bento_server):
+    """A TCP proxy in front of the real Bento that keeps the bytes clients send (to see Host)."""
+    import socket
+    import threading
+
+    seen = bytearray()
+    upstream_host, upstream_port = bento_server.http_url.rsplit(":", 1)
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def pump(src, dst, record):
+        with contextlib.suppress(OSError):
+            while chunk := src.recv(65536):
+                if record:
+                    seen.extend(chunk)
+                dst.sendall(chunk)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    def serve():
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                client, _ = listener.accept()
+            except TimeoutError:
+                continue
+            upstream = socket.create_connection((upstream_host, int(upstream_port)))
+            threading.Thread(target=pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client, False), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{listener.getsockname()[1]}", seen
+    stop.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_host_header_reaches_the_server(recording_proxy, image_files, capsys):
+    url, seen = recording_proxy
+    _, paths = image_files
+    host = "circle-detector.models.example.com"
+    assert _run(["--url", url, "--host-header", host, str(paths[0])]) == 0
+    assert f"Host: {host}".encode() in bytes(seen)
+    assert "latency:" in capsys.readouterr().out
