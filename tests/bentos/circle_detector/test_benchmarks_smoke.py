@@ -1,0 +1,39 @@
+"""Smoke test of the Bento's benchmark scripts: they run end to end on tiny settings and their
+parsers read real BentoML output (figures themselves are not checked: they depend on load)."""
+
+from __future__ import annotations
+
+import json
+
+from benchmarks import serving_overhead
+
+
+def test_serving_overhead_runs_and_reports(tmp_path, capsys):
+    out = tmp_path / "figures.json"
+    argv = ["--seconds", "0.5", "--rounds", "1", "--size", "64", "--saturation", "4"]
+    assert serving_overhead.main([*argv, "--standalone", "--json-out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert [r["clients"] for r in report["latency"]] == [1, 8, 32]
+    assert all(r["failures"] == 0 and r["requests"] > 0 for r in report["latency"])
+    assert report["rounds"][0]["raw_images_per_s"] > 0
+    assert report["rounds"][0]["batch_histogram"]["count"] > 0
+    hops = report["hops"]
+    assert hops["/detect"]["mean_request_bytes"] < 200, "only handles cross the internal hop"
+    assert hops["V2 infer"]["calls"] > 0
+    assert "ratio server / raw" in capsys.readouterr().out
+
+
+def test_histogram_parser():
+    text = "\n".join(
+        [
+            'bentoml_service_adaptive_batch_size_bucket{le="1.0",method_name="detect"} 2.0',
+            'bentoml_service_adaptive_batch_size_bucket{le="4.0",method_name="detect"} 5.0',
+            'bentoml_service_adaptive_batch_size_bucket{le="+Inf",method_name="detect"} 6.0',
+            'bentoml_service_adaptive_batch_size_sum{method_name="detect"} 17.0',
+            'bentoml_service_adaptive_batch_size_count{method_name="detect"} 6.0',
+            'bentoml_service_adaptive_batch_size_count{method_name="other"} 9.0',
+        ]
+    )
+    h = serving_overhead.histogram(text)
+    assert h["buckets"] == {1.0: 2.0, 4.0: 5.0, float("inf"): 6.0}
+    assert (h["sum"], h["count"]) == (17.0, 6.0)
