@@ -74,12 +74,14 @@ def prepare_bentoml_home(home: Path, weights: Path | None = None) -> Path:
     return home
 
 
-def serve_command(http_port: int, standalone: bool = False) -> list[str]:
-    """`bentoml serve` (supervisor + worker), or the single-process launcher."""
+def serve_command(http_port: int, standalone: bool = False, bento: str | None = None) -> list[str]:
+    """`bentoml serve` (supervisor + worker), or the single-process launcher; `bento` serves a
+    built Bento (tag or folder) instead of the source tree."""
     if standalone:
         return [sys.executable, "-m", "bentos.circle_detector.standalone", "--host", "127.0.0.1",
-                "--port", str(http_port)]  # fmt: skip
-    return [str(BENTOML), "serve", "--host", "127.0.0.1", "--port", str(http_port)]
+                "--port", str(http_port), *(["--bento", bento] if bento else [])]  # fmt: skip
+    return [str(BENTOML), "serve", *([bento] if bento else []), "--host", "127.0.0.1",
+            "--port", str(http_port)]  # fmt: skip
 
 
 def start_bento(
@@ -88,10 +90,12 @@ def start_bento(
     log_path: Path | None = None,
     timeout_s: float = READY_TIMEOUT_S,
     standalone: bool = False,
+    bento: str | None = None,
 ) -> BentoServer:
     """`bentoml serve` from the repo root; returns once /v2/health/ready answers 200.
 
-    `standalone=True` runs `python -m bentos.circle_detector.standalone` instead.
+    `standalone=True` runs `python -m bentos.circle_detector.standalone` instead; `bento` serves
+    a built Bento (from the home's store), started outside the source tree.
     """
     http_port, grpc_port = free_port(), free_port()
     log_path = log_path or bentoml_home / f"bento-{http_port}.log"
@@ -106,8 +110,8 @@ def start_bento(
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            serve_command(http_port, standalone),
-            cwd=REPO_ROOT,
+            serve_command(http_port, standalone, bento),
+            cwd=bentoml_home if bento else REPO_ROOT,
             env=full_env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -177,8 +181,11 @@ def running_bento(
     env: Mapping[str, str] | None = None,
     timeout_s: float = READY_TIMEOUT_S,
     standalone: bool = False,
+    bento: str | None = None,
 ) -> Iterator[BentoServer]:
-    server = start_bento(bentoml_home, env=env, timeout_s=timeout_s, standalone=standalone)
+    server = start_bento(
+        bentoml_home, env=env, timeout_s=timeout_s, standalone=standalone, bento=bento
+    )
     try:
         yield server
     finally:

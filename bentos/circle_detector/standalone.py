@@ -6,9 +6,12 @@ This runs the same worker code (`_bentoml_impl.worker.service`: same ASGI app, b
 V2 routes and gRPC server) directly in one process, for scale-to-zero deployments where the time
 to the first answer matters. One worker only: scale with replicas.
 
-    python -m bentos.circle_detector.standalone [--host 0.0.0.0] [--port 3000]
+    python -m bentos.circle_detector.standalone [--host 0.0.0.0] [--port 3000] [--bento B]
 
-The port defaults to `BENTOML_PORT`, then `PORT` (Knative), then 3000.
+The port defaults to `BENTOML_PORT`, then `PORT` (Knative), then 3000. `--bento` serves a built
+Bento (a tag in the store, or its folder, e.g. `/home/bentoml/bento` in a Bento container) with
+the models packed in it; by default the service is imported from the source tree and its model
+comes from `$BENTOML_HOME`'s store.
 """
 
 from __future__ import annotations
@@ -46,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP port (default: $BENTOML_PORT, else $PORT, else 3000)",
     )
     parser.add_argument("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
+    parser.add_argument(
+        "--bento",
+        default=SERVICE,
+        help="built Bento tag or folder, or a service import path (default %(default)s)",
+    )
     return parser
 
 
@@ -67,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from _bentoml_impl.worker.service import main as worker_main
 
     worker_main.main(
-        args=[SERVICE, "--fd", str(sock.fileno()), "--backlog", str(args.backlog)],
+        args=[args.bento, "--fd", str(sock.fileno()), "--backlog", str(args.backlog)],
         standalone_mode=False,
     )
     return 0

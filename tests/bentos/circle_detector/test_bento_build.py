@@ -6,9 +6,12 @@ import os
 import re
 import subprocess
 
+import numpy as np
+import tritonclient.http as httpclient
 import yaml
 
-from tests.servers import BENTOML, REPO_ROOT
+from tests.bentos.circle_detector.images import LOOSE, circles_image, encode, reference
+from tests.servers import BENTOML, REPO_ROOT, running_bento
 
 CUDA = re.compile(r"nvidia-|cuda|cudnn|triton==", re.I)
 
@@ -42,3 +45,13 @@ def test_build_makes_a_cpu_bento_with_service_and_model(bentoml_home):
     assert not CUDA.search(requirements), requirements
     routes = [r["route"] for r in info["schema"]["routes"]]
     assert routes == ["/detect"]
+
+    # The built artifact serves: `bentoml serve TAG` outside the source tree, model from the Bento.
+    with running_bento(bentoml_home, bento=tag) as server:
+        image = circles_image(64, 64, 81)
+        with httpclient.InferenceServerClient(server.http_url) as client:
+            assert client.get_model_metadata("circle-detector")["versions"]
+            tensor = httpclient.InferInput("image", [1], "BYTES")
+            tensor.set_data_from_numpy(np.array([encode(image)], dtype=object))
+            result = client.infer("circle-detector", [tensor], parameters=LOOSE)
+        assert result.as_numpy("num_detections").tolist() == [len(reference([image], **LOOSE)[0])]
