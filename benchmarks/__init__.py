@@ -1,0 +1,1 @@
+"""Benchmarks of the serving stack: Locust files, cold start, and the local suite (`run_local`)."""

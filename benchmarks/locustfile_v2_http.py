@@ -1,0 +1,81 @@
+"""Locust: V2 inference on the Bento over HTTP, tritonclient with binary tensors.
+
+One encoded image per request (`image`, BYTES [1]), outputs asked for as binary tensors; every
+call fires a Locust request event (`locust_events.timed_call`), named by image.
+
+    locust -f benchmarks/locustfile_v2_http.py --headless -u 8 -r 8 -t 30s \
+        --host http://127.0.0.1:3000
+    # a KServe InferenceService through the Istio gateway, by its Host:
+    BENCH_HOST_HEADER=circle-detector.circle-detector.example.com \
+        locust -f benchmarks/locustfile_v2_http.py --headless -u 8 -r 8 -t 30s \
+        --host http://127.0.0.1:18080
+
+Settings: `BENCH_*` environment variables (`benchmarks/config.py`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tritonclient.http as httpclient
+from locust import User, constant, task
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.config import settings, split_host
+from benchmarks.corpus import from_settings
+from benchmarks.locust_events import timed_call
+
+OUTPUTS = ("num_detections", "boxes", "centers", "radii", "scores")
+_start = itertools.count()
+
+
+def _result_bytes(result: Any) -> int:
+    return sum(result.as_numpy(name).nbytes for name in OUTPUTS)
+
+
+class V2HttpUser(User):
+    """A closed-loop V2 client with its own connection (tritonclient's HTTP client is gevent-based,
+    so it cooperates with Locust's event loop)."""
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        s = settings()
+        url, ssl = split_host(self.host)
+        self.client = httpclient.InferenceServerClient(
+            url, ssl=ssl, connection_timeout=s.timeout_s, network_timeout=s.timeout_s
+        )
+        self.model = s.model
+        self.headers = {"Host": s.host_header} if s.host_header else None
+        self.parameters = (
+            None if s.score_threshold is None else {"score_threshold": s.score_threshold}
+        )
+        self.samples = from_settings()
+        self.next_index = next(_start)
+
+    def on_stop(self) -> None:
+        self.client.close()
+
+    @task
+    def infer(self) -> None:
+        sample = self.samples[self.next_index % len(self.samples)]
+        self.next_index += 1
+        tensor = httpclient.InferInput("image", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([sample.data], dtype=object), binary_data=True)
+        outputs = [httpclient.InferRequestedOutput(n, binary_data=True) for n in OUTPUTS]
+
+        def call() -> Any:
+            return self.client.infer(
+                self.model,
+                [tensor],
+                outputs=outputs,
+                headers=self.headers,
+                parameters=self.parameters,
+            )
+
+        timed_call(self.environment, "V2 HTTP", sample.name, call, _result_bytes)
