@@ -8,13 +8,16 @@ beside the network, which is reached through `candidates` (the Bento's adaptive 
 from __future__ import annotations
 
 import asyncio
+import io
 import math
+import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .model.detector import (
     DEFAULT_MAX_DETECTIONS,
@@ -67,6 +70,7 @@ class DataPlane:
         *,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_images: int = 64,
+        max_request_pixels: int | None = None,
         threads: int = 2,
     ) -> None:
         self.detector = detector
@@ -74,6 +78,8 @@ class DataPlane:
         self.model_version = detector.info.version
         self.max_pixels = max_pixels
         self.max_images = max_images
+        #: All images of one request together (memory bound): 4 full-size images by default.
+        self.max_request_pixels = max_request_pixels or 4 * max_pixels
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="v2-prep")
         self._candidates = candidates or self._in_process_candidates
         self._ready = False
@@ -120,7 +126,8 @@ class DataPlane:
 
     async def warm_up(self) -> None:
         """Run one inference through the whole path (batcher included), then report ready."""
-        side = max(8, min(96, math.isqrt(self.max_pixels)))  # within the configured pixel limit
+        # Within the configured pixel limits, so that a small limit does not fail the warm-up.
+        side = max(8, min(96, math.isqrt(min(self.max_pixels, self.max_request_pixels))))
         yy, xx = np.mgrid[:side, :side]
         ring = np.abs(np.hypot(xx - side / 2, yy - side / 2) - side / 4) < 2
         image = np.where(ring, 0, 255).astype(np.uint8)[None]
@@ -183,6 +190,7 @@ class DataPlane:
                     f"BYTES input '{INPUT_NAME}' must have shape [N] (one encoded file per image), "
                     f"got {tensor.shape}"
                 )
+            self._check_request_pixels(sum(_header_pixels(b) for b in tensor.data))
             return list(enumerate(tensor.data))
         if tensor.datatype in ("UINT8", "UINT16"):
             if len(tensor.shape) not in (3, 4) or (
@@ -198,11 +206,19 @@ class DataPlane:
                     f"images are {tensor.shape[2]}x{tensor.shape[1]} = {pixels} pixels, "
                     f"over the limit of {self.max_pixels}"
                 )
+            self._check_request_pixels(pixels * tensor.shape[0])
             return list(enumerate(tensor.data))
         raise BadRequest(
             f"input '{INPUT_NAME}' must be BYTES (encoded files) or UINT8 (pixels), "
             f"got {tensor.datatype}"
         )
+
+    def _check_request_pixels(self, total: int) -> None:
+        if total > self.max_request_pixels:
+            raise BadRequest(
+                f"the request's images have {total} pixels in all, over the per-request limit "
+                f"of {self.max_request_pixels}; send fewer or smaller images per request"
+            )
 
     def _prepare(self, index: int, item: bytes | np.ndarray) -> Prepared:
         try:
@@ -242,6 +258,18 @@ class DataPlane:
     async def _in_process_candidates(self, prepared: list[Prepared]) -> list[np.ndarray]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.detector.candidates, prepared)
+
+
+def _header_pixels(data: bytes) -> int:
+    """Width x height from an encoded image's header, without decoding (0 if unreadable:
+    `decode_image` then reports the precise error)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return int(img.width) * int(img.height)
+    except Exception:
+        return 0
 
 
 def _tensors(circles: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

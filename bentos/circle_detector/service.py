@@ -64,6 +64,7 @@ class CircleDetectorService:
             self._batched_candidates,
             max_pixels=SETTINGS.max_pixels,
             max_images=SETTINGS.max_images,
+            max_request_pixels=SETTINGS.max_request_pixels or None,
             threads=SETTINGS.preprocess_threads,
         )
         self._grpc_server: Any = None

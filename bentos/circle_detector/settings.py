@@ -7,6 +7,8 @@
 - `CIRCLE_DETECTOR_MAX_PIXELS` (`16777216`): largest image (width x height), checked before
   decoding.
 - `CIRCLE_DETECTOR_MAX_IMAGES` (`64`): most images in one inference request.
+- `CIRCLE_DETECTOR_MAX_REQUEST_PIXELS` (`0`: 4 x max pixels): all images of one request
+  together, read from the headers before decoding (bounds a request's memory).
 - `CIRCLE_DETECTOR_MAX_BODY_BYTES` (`268435456`): largest REST request body / gRPC message.
 - `CIRCLE_DETECTOR_PREPROCESS_THREADS` (`2`): threads that decode, resize and refine beside
   the network.
@@ -35,6 +37,7 @@ class BentoSettings(BaseSettings):
     max_latency_ms: int = Field(30000, ge=1)
     max_pixels: int = Field(DEFAULT_MAX_PIXELS, ge=64)
     max_images: int = Field(64, ge=1)
+    max_request_pixels: int = Field(0, ge=0)
     max_body_bytes: int = Field(256 * 1024 * 1024, ge=1024)
     preprocess_threads: int = Field(2, ge=1)
     grpc_port: int = Field(8081, ge=0, le=65535)

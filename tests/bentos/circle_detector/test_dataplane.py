@@ -130,3 +130,21 @@ async def test_pixel_arrays_over_the_pixel_limit_are_refused():
             await plane.infer("circle-detector", request)
     finally:
         plane.close()
+
+
+async def test_request_pixel_budget_is_checked_from_headers_before_decoding():
+    plane = DataPlane(reference_detector(), max_pixels=64 * 64, max_request_pixels=3000)
+    try:
+        await plane.warm_up()
+        files = np.array([encode(circles_image(40, 40, s)) for s in (1, 2)], dtype=object)
+        request = InferRequest(inputs=[InferInput("image", "BYTES", [2], files)])
+        with pytest.raises(BadRequest, match="3200 pixels in all, over the per-request limit"):
+            await plane.infer("circle-detector", request)
+        pixels = np.zeros((2, 40, 40), dtype=np.uint8)
+        request = InferRequest(inputs=[InferInput("image", "UINT8", [2, 40, 40], pixels)])
+        with pytest.raises(BadRequest, match="per-request limit of 3000"):
+            await plane.infer("circle-detector", request)
+        one = InferRequest(inputs=[InferInput("image", "BYTES", [1], files[:1])])
+        assert (await plane.infer("circle-detector", one)).outputs
+    finally:
+        plane.close()

@@ -46,10 +46,10 @@ def _bytes_tensor(files: list[bytes]) -> tuple[bytes, dict[str, str]]:
     return _binary_request(header, [raw])
 
 
-def _bomb_png() -> bytes:
-    """A 6000 x 6000 1-bit PNG: a few kB on the wire, 36 Mpixels once decoded."""
+def _bomb_png(side: int = 6000) -> bytes:
+    """A side x side 1-bit PNG: a few kB on the wire, side**2 pixels once decoded."""
     buf = io.BytesIO()
-    Image.new("1", (6000, 6000)).save(buf, format="PNG")
+    Image.new("1", (side, side)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -126,6 +126,11 @@ CASES = {
     "empty image bytes": (*_bytes_tensor([b""]), 400, "empty"),
     "truncated png": (*_bytes_tensor([encode(circles_image(64, 64))[:100]]), 400, "image 0"),
     "decompression bomb": (*_bytes_tensor([_bomb_png()]), 400, "over the limit"),
+    "too many pixels in one request": (
+        *_bytes_tensor([_bomb_png(4000)] * 5),  # each under the per-image limit, 80 Mpx in all
+        400,
+        "per-request limit",
+    ),
     "header length not a number": (b"{}", {HEADER: "abc"}, 400, HEADER),
     "header length past the body": (b"{}", {HEADER: "999"}, 400, HEADER),
     "binary size past the body": (
