@@ -181,15 +181,20 @@ class CircleDetector:
 
     def finish(self, p: Prepared, rows: np.ndarray) -> np.ndarray:
         """Refine every candidate, calibrate its score, suppress duplicates: (K, 4) best first."""
+        return self.finish_with_support(p, rows)[:, :4]
+
+    def finish_with_support(
+        self, p: Prepared, rows: np.ndarray, calibration: Calibration | None = None
+    ) -> np.ndarray:
+        """Like `finish`, with the edge support as a fifth column (the calibration's input)."""
         if len(rows) == 0:
-            return np.zeros((0, 4), dtype=np.float32)
-        refined = np.zeros((len(rows), 4), dtype=np.float64)
-        support = np.zeros(len(rows))
+            return np.zeros((0, 5), dtype=np.float32)
+        refined = np.zeros((len(rows), 5), dtype=np.float64)
         for i, (cx, cy, r, _) in enumerate(rows):
             fit = refine_circle(p.grey, float(cx), float(cy), float(r))
-            refined[i, :3] = (fit.cx, fit.cy, fit.r)
-            support[i] = fit.support
-        refined[:, 3] = self.calibration(rows[:, 3].astype(np.float64), support)
+            refined[i] = (fit.cx, fit.cy, fit.r, 0.0, fit.support)
+        calibrate = calibration or self.calibration
+        refined[:, 3] = calibrate(rows[:, 3].astype(np.float64), refined[:, 4])
         return circle_nms(refined.astype(np.float32), iou_threshold=0.5)
 
     def detect_arrays(

@@ -1,0 +1,151 @@
+"""Scoring the detector and the Hough baselines side by side on the same images."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..model.detector import DEFAULT_SCORE_THRESHOLD, CircleDetector
+from .baselines import BASELINES
+from .metrics import Report, evaluate_predictions
+from .synthetic import HARD, make_scenes
+
+HARD_SEED = 424_242
+HARD_SCENES = 200
+MODEL = "circle-detector"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    images: list[np.ndarray]
+    truths: list[np.ndarray]
+    difficult: list[np.ndarray]
+
+
+def hard_synthetic(count: int = HARD_SCENES, seed: int = HARD_SEED) -> Dataset:
+    """The held-out set: another seed and the harder `HARD` settings than training."""
+    scenes = make_scenes(seed, count, HARD, progress="hard scenes")
+    return Dataset(
+        "hard-synthetic",
+        [s.image for s in scenes],
+        [s.circles for s in scenes],
+        [s.difficult for s in scenes],
+    )
+
+
+def coins_truth() -> np.ndarray:
+    text = resources.files(__package__).joinpath("data/coins_truth.json").read_text()
+    return np.array([[c["cx"], c["cy"], c["r"]] for c in json.loads(text)["circles"]])
+
+
+def coins() -> Dataset:
+    """skimage's photograph of 24 coins with the project's committed ground truth."""
+    try:
+        import skimage.data
+    except ImportError as exc:  # a dev dependency
+        raise SystemExit("the coins photo needs scikit-image: pip install -e '.[dev]'") from exc
+    truth = coins_truth()
+    return Dataset("coins", [skimage.data.coins()], [truth], [np.zeros(len(truth), dtype=bool)])
+
+
+def model_method(detector: CircleDetector) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda image: detector.detect_arrays([image], score_threshold=0.0)[0]
+
+
+def run_method(
+    method: Callable[[np.ndarray], np.ndarray], data: Dataset, label: str
+) -> tuple[list[np.ndarray], float]:
+    """Predictions for every image and the median milliseconds per image."""
+    predictions, times = [], []
+    for image in tqdm(data.images, desc=f"{label} on {data.name}", unit="img", leave=False):
+        start = time.perf_counter()
+        predictions.append(method(image))
+        times.append(time.perf_counter() - start)
+    return predictions, 1000.0 * float(np.median(times))
+
+
+def evaluate_all(
+    detector: CircleDetector, datasets: list[Dataset]
+) -> tuple[dict[str, dict[str, Report]], dict, dict[str, dict[str, list[np.ndarray]]]]:
+    """Reports, PR curves and raw predictions per data set and method."""
+    methods = {MODEL: model_method(detector), **BASELINES}
+    reports: dict[str, dict[str, Report]] = {}
+    curves: dict = {}
+    predictions: dict[str, dict[str, list[np.ndarray]]] = {}
+    for data in datasets:
+        reports[data.name], curves[data.name], predictions[data.name] = {}, {}, {}
+        for name, method in methods.items():
+            preds, ms = run_method(method, data, name)
+            threshold = DEFAULT_SCORE_THRESHOLD if name == MODEL else 0.0
+            report, pr = evaluate_predictions(preds, data.truths, data.difficult, threshold, ms)
+            reports[data.name][name] = report
+            curves[data.name][name] = pr
+            predictions[data.name][name] = preds
+    return reports, curves, predictions
+
+
+def format_table(reports: dict[str, dict[str, Report]]) -> str:
+    header = (
+        f"{'data set':<15} {'method':<19} {'AP50':>6} {'AP75':>6} {'P':>6} {'R':>6} {'F1':>6} "
+        f"{'TP':>5} {'FP':>5} {'GT':>5} {'c.err':>6} {'r.err':>6} {'ms/img':>7}"
+    )
+    lines = [header, "-" * len(header)]
+    for data_name, by_method in reports.items():
+        for name, r in by_method.items():
+            lines.append(
+                f"{data_name:<15} {name:<19} {r.ap50:6.3f} {r.ap75:6.3f} {r.precision:6.3f} "
+                f"{r.recall:6.3f} {r.f1:6.3f} {r.true_positives:5d} {r.false_positives:5d} "
+                f"{r.n_truth:5d} {r.centre_error:6.2f} {r.radius_error:6.2f} {r.ms_per_image:7.1f}"
+            )
+    return "\n".join(lines)
+
+
+def reports_as_json(reports: dict[str, dict[str, Report]]) -> dict:
+    return {d: {m: asdict(r) for m, r in by.items()} for d, by in reports.items()}
+
+
+def save_pr_plot(curves: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(6 * len(curves), 5), squeeze=False)
+    for ax, (data_name, by_method) in zip(axes[0], curves.items(), strict=True):
+        for name, pr in by_method.items():
+            recall, precision = pr["AP50"]
+            ax.plot(recall, precision, label=name)
+        ax.set(title=f"{data_name} (IoU 0.5)", xlabel="recall", ylabel="precision")
+        ax.set(xlim=(0, 1.01), ylim=(0, 1.01))
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_overlay(image: np.ndarray, truth: np.ndarray, found: np.ndarray, path: Path) -> None:
+    """Truth in green, detections at the operating point in red, at 3x for inspection."""
+    import cv2
+
+    scale = 3
+    vis = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image[..., :3].copy()
+    vis = cv2.resize(vis, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+
+    def draw(cx: float, cy: float, r: float, colour: tuple[int, int, int]) -> None:
+        centre = (round(((cx + 0.5) * scale - 0.5) * 16), round(((cy + 0.5) * scale - 0.5) * 16))
+        cv2.circle(vis, centre, round(r * scale * 16), colour, 1, cv2.LINE_AA, 4)
+
+    for cx, cy, r in truth:
+        draw(cx, cy, r, (0, 200, 0))
+    for cx, cy, r, _ in found:
+        draw(cx, cy, r, (0, 0, 255))
+    cv2.imwrite(str(path), vis)

@@ -1,0 +1,212 @@
+"""The training loop, the losses and the score calibration."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from ..model.detector import WEIGHTS_PATH, Calibration, CircleDetector, ModelInfo, prepare
+from ..model.network import CircleNet
+from .metrics import label_detections
+from .synthetic import TRAIN, Scene, make_scenes
+from .targets import build_targets
+
+CALIBRATION_SEED = 1_000_003
+CALIBRATION_SCENES = 300
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2400
+    batch_size: int = 16
+    scenes: int = 6000
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 2
+    device: str = "cpu"
+    version: str = "1"
+    width: int = 16
+    head_channels: int = 32
+
+
+def augment(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Random flips and transpose of a scene, labels moved with it."""
+    image, circles = scene.image, scene.circles.copy()
+    h, w = image.shape
+    if h == w and rng.random() < 0.5:
+        image = image.T
+        circles[:, [0, 1]] = circles[:, [1, 0]]
+    if rng.random() < 0.5:
+        image = image[:, ::-1]
+        circles[:, 0] = w - 1 - circles[:, 0]
+    if rng.random() < 0.5:
+        image = image[::-1, :]
+        circles[:, 1] = h - 1 - circles[:, 1]
+    return np.ascontiguousarray(image), circles
+
+
+def make_batch(scenes: list[Scene], rng: np.random.Generator, device: str) -> dict[str, torch.Tensor]:
+    images, heat, weight, index, offset, log_r = [], [], [], [], [], []
+    for b, scene in enumerate(scenes):
+        image, circles = augment(scene, rng)
+        images.append(prepare(image).tensor)
+        t = build_targets(image.shape, circles, scene.difficult)
+        cells = t.heatmap.size
+        heat.append(t.heatmap)
+        weight.append(t.weight)
+        index.append(t.index + b * cells)
+        offset.append(t.offset)
+        log_r.append(t.log_radius)
+    as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    return {
+        "image": as_t(np.stack(images)[:, None]),
+        "heat": as_t(np.stack(heat)[:, None]),
+        "weight": as_t(np.stack(weight)[:, None]),
+        "index": as_t(np.concatenate(index)),
+        "offset": as_t(np.concatenate(offset)),
+        "log_radius": as_t(np.concatenate(log_r)),
+    }
+
+
+def focal_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """CenterNet's penalty-reduced focal loss, normalised by the number of centres."""
+    pos = target.eq(1.0).float()
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    p = log_p.exp()
+    pos_loss = -(log_p * (1 - p) ** 2 * pos).sum()
+    neg_loss = -(log_not_p * p**2 * (1 - target) ** 4 * (1 - pos) * weight).sum()
+    return (pos_loss + neg_loss) / pos.sum().clamp(min=1.0)
+
+
+def compute_loss(
+    net: torch.nn.Module, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, float]]:
+    heat, offset, log_radius = net(batch["image"])
+    loss_heat = focal_loss(heat, batch["heat"], batch["weight"])
+    n = len(batch["index"])
+    if n:
+        off = offset.permute(0, 2, 3, 1).reshape(-1, 2)[batch["index"]]
+        rad = log_radius.reshape(-1)[batch["index"]]
+        loss_off = F.l1_loss(off, batch["offset"])
+        loss_rad = F.smooth_l1_loss(rad, batch["log_radius"], beta=0.1)
+    else:
+        loss_off = loss_rad = heat.sum() * 0.0
+    total = loss_heat + loss_off + 2.0 * loss_rad
+    parts = {"heat": loss_heat.item(), "off": loss_off.item(), "rad": loss_rad.item()}
+    return total, parts
+
+
+def lr_at(step: int, steps: int, peak: float) -> float:
+    warmup = max(1, min(100, steps // 20))
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def fit_calibration(detector: CircleDetector, scenes: list[Scene]) -> tuple[Calibration, dict]:
+    """Logistic regression of "is a true positive at IoU 0.5" on (logit heat, edge support)."""
+    feats, labels = [], []
+    for scene in tqdm(scenes, desc="calibrate", unit="scene", leave=False):
+        p = prepare(scene.image, detector.max_side)
+        rows = detector.candidates([p])[0]
+        raw = detector.finish_with_support(p, rows, Calibration())
+        if len(raw) == 0:
+            continue
+        outcome = label_detections(raw[:, :4], scene.circles, scene.difficult, 0.5)
+        keep = outcome >= 0
+        heat = np.clip(raw[keep, 3], 1e-6, 1 - 1e-6)
+        feats.append(np.stack([np.log(heat / (1 - heat)), raw[keep, 4]], axis=1))
+        labels.append(outcome[keep].astype(np.float64))
+    x = torch.tensor(np.concatenate(feats), dtype=torch.float64)
+    y = torch.tensor(np.concatenate(labels), dtype=torch.float64)
+    params = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        z = params[0] * x[:, 0] + params[1] * x[:, 1] + params[2]
+        loss = F.binary_cross_entropy_with_logits(z, y)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    a, b, c = (float(v) for v in params.detach())
+    calibration = Calibration(a, b, c)
+    prob = calibration(1 / (1 + np.exp(-x[:, 0].numpy())), x[:, 1].numpy())
+    bins = np.clip((prob * 10).astype(int), 0, 9)
+    ece = sum(
+        abs(prob[bins == k].mean() - y.numpy()[bins == k].mean()) * (bins == k).mean()
+        for k in range(10)
+        if (bins == k).any()
+    )
+    return calibration, {"candidates": len(y), "positives": int(y.sum()), "ece": float(ece)}
+
+
+def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str, Any]:
+    """Train, calibrate and write the weights and model card; returns a summary."""
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    started = time.perf_counter()
+    scenes = make_scenes(
+        config.seed, config.scenes, TRAIN, progress="scenes", processes=config.threads
+    )
+    generated = time.perf_counter()
+    net = CircleNet(width=config.width, head_channels=config.head_channels).to(config.device)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    net.train()
+    progress = tqdm(range(config.steps), desc="train", unit="step")
+    running: dict[str, float] = {}
+    for step in progress:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, config.steps, config.lr)
+        chosen = rng.choice(len(scenes), config.batch_size, replace=False)
+        batch = make_batch([scenes[i] for i in chosen], rng, config.device)
+        loss, parts = compute_loss(net, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
+        opt.step()
+        running = {k: 0.95 * running.get(k, v) + 0.05 * v for k, v in parts.items()}
+        progress.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
+    trained = time.perf_counter()
+    net = net.cpu().eval()
+    info = ModelInfo(
+        version=config.version,
+        config={"width": config.width, "head_channels": config.head_channels},
+    )
+    detector = CircleDetector(net, info)
+    calibration_scenes = make_scenes(
+        CALIBRATION_SEED,
+        CALIBRATION_SCENES,
+        TRAIN,
+        progress="calibration scenes",
+        processes=config.threads,
+    )
+    detector.calibration, calibration_stats = fit_calibration(detector, calibration_scenes)
+    finished = time.perf_counter()
+    detector.info.metadata = {
+        "training": asdict(config),
+        "calibration": calibration_stats,
+        "seconds": {
+            "generate": round(generated - started, 1),
+            "train": round(trained - generated, 1),
+            "calibrate": round(finished - trained, 1),
+            "total": round(finished - started, 1),
+        },
+    }
+    path = Path(output or WEIGHTS_PATH)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    detector.save(path)
+    return {"weights": str(path), "loss": running, **detector.info.metadata}
