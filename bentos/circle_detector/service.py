@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,18 @@ SETTINGS = load_settings()
 WEIGHTS_FILE = "circle_detector.pt"
 
 
+def _model_ref(tag: str) -> bentoml.models.BentoModel:
+    """The model-store reference, with a hint when the weights were never imported."""
+    ref = bentoml.models.BentoModel(tag)
+    if ref.stored is None:
+        home = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise BentoMLException(
+            f"model {tag} is not in the BentoML model store of BENTOML_HOME={home}; "
+            "import the committed weights with `circle-detector import-model` (`make model`)"
+        )
+    return ref
+
+
 @bentoml.service(
     name="circle-detector",
     workers=SETTINGS.workers,
@@ -45,7 +58,7 @@ WEIGHTS_FILE = "circle_detector.pt"
 class CircleDetectorService:
     """Loads the model from the BentoML model store, serves V2 over REST and gRPC."""
 
-    model_ref = bentoml.models.BentoModel(SETTINGS.model_tag)
+    model_ref = _model_ref(SETTINGS.model_tag)
 
     def __init__(self) -> None:
         # Heavy imports happen here, in the worker only: `bentoml serve` imports this module in

@@ -73,11 +73,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     from _bentoml_impl.worker.service import main as worker_main
+    from bentoml.exceptions import BentoMLException
 
-    worker_main.main(
-        args=[args.bento, "--fd", str(sock.fileno()), "--backlog", str(args.backlog)],
-        standalone_mode=False,
-    )
+    try:
+        worker_main.main(
+            args=[args.bento, "--fd", str(sock.fileno()), "--backlog", str(args.backlog)],
+            standalone_mode=False,
+        )
+    except BentoMLException as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

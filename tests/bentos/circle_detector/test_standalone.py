@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import httpx
 import numpy as np
 import pytest
@@ -10,7 +14,7 @@ import tritonclient.http as httpclient
 
 from bentos.circle_detector import standalone
 from tests.bentos.circle_detector.images import LOOSE, circles_image, encode, reference
-from tests.servers import running_bento
+from tests.servers import REPO_ROOT, free_port, running_bento
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +49,14 @@ def test_busy_port_is_a_clear_error(bento_server, capsys):
     port = int(bento_server.http_url.rsplit(":", 1)[1])
     assert standalone.main(["--host", "127.0.0.1", "--port", str(port)]) == 2
     assert "cannot listen" in capsys.readouterr().err
+
+
+def test_missing_model_says_how_to_import_it(tmp_path):
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "CIRCLE_DETECTOR_GRPC_PORT": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "bentos.circle_detector.standalone", "--host", "127.0.0.1",
+         "--port", str(free_port())],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "circle-detector import-model" in done.stderr
