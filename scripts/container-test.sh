@@ -24,7 +24,9 @@ The container, for real, with the tools that work without a Docker engine or a r
   4. the Bento's own V2 client tests (tritonclient HTTP + gRPC, REST error cases) against the
      Bento's container, and tests/k8s/container_checks.py against the backend's container
      (/health/ready, an upload detected through the Bento)
-  5. the gRPC variant (--with grpc) as Knative runs it: PORT=8081 (h2c), the manifest's command,
+  5. scripts/smoke-test.sh local against the pod, with a fake kubectl whose port-forward is a
+     Host-header router in place of the Istio gateway (tests/k8s/fake_cluster)
+  6. the gRPC variant (--with grpc) as Knative runs it: PORT=8081 (h2c), the manifest's command,
      and the Bento's gRPC tests against that port
 Prints how long each step took. Not part of 'make test' (minutes, needs root).
 
@@ -159,6 +161,17 @@ run_tests() {
 }
 step tests run_tests
 
+# scripts/smoke-test.sh itself, against the containers: a fake kubectl (tests/k8s/fake_cluster)
+# answers the InferenceService URL and "port-forwards" to a Host-header router standing in for
+# the Istio ingress gateway (model host -> the Bento, anything else -> the backend).
+run_smoke_test() {
+  PATH="$ROOT/tests/k8s/fake_cluster:$PATH" FAKE_PYTHON="$PY" \
+    FAKE_ISVC_URL="http://circle-detector.circle-detector.example.com" \
+    FAKE_MODEL_UPSTREAM="127.0.0.1:$http_port" FAKE_DEFAULT_UPSTREAM="127.0.0.1:$backend_port" \
+    LOCAL_PORT="$(free_port)" "$ROOT/scripts/smoke-test.sh" local
+}
+step smoke-test-script run_smoke_test
+
 run_grpc_tests() {
   CONTAINER_BENTO_HTTP="127.0.0.1:$http2_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc2_port" \
     CONTAINER_BENTO_NAME="$POD-grpc-bento" \
@@ -170,8 +183,8 @@ step grpc-variant-tests run_grpc_tests
 
 log "images: $(podman image inspect -f '{{.Size}}' "$BENTO_IMAGE" | numfmt --to=iec) $BENTO_IMAGE," \
   "$(podman image inspect -f '{{.Size}}' "$BACKEND_IMAGE" | numfmt --to=iec) $BACKEND_IMAGE"
-for name in base-image bento-image backend-image start-and-ready tests grpc-variant-start \
-  grpc-variant-tests; do
+for name in base-image bento-image backend-image start-and-ready tests smoke-test-script \
+  grpc-variant-start grpc-variant-tests; do
   [[ -n "${took[$name]:-}" ]] && log "took $name: ${took[$name]} s"
 done
 log "container test passed in ${SECONDS} s"
