@@ -7,15 +7,19 @@ and maps `ProtocolError` to its gRPC status code.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from .protocol import ProtocolError, grpc_codec
+from .protocol import InferResponse, ProtocolError, grpc_codec
 
 if TYPE_CHECKING:
     from .dataplane import DataPlane
+
+T = TypeVar("T")
+Context = grpc.aio.ServicerContext
 
 logger = logging.getLogger(__name__)
 
@@ -29,22 +33,32 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     def __init__(self, dataplane: DataPlane) -> None:
         self.dataplane = dataplane
 
-    async def ServerLive(self, request, context):
+    async def ServerLive(
+        self, request: service_pb2.ServerLiveRequest, context: Context
+    ) -> service_pb2.ServerLiveResponse:
         return service_pb2.ServerLiveResponse(live=self.dataplane.live())
 
-    async def ServerReady(self, request, context):
+    async def ServerReady(
+        self, request: service_pb2.ServerReadyRequest, context: Context
+    ) -> service_pb2.ServerReadyResponse:
         return service_pb2.ServerReadyResponse(ready=self.dataplane.ready())
 
-    async def ModelReady(self, request, context):
+    async def ModelReady(
+        self, request: service_pb2.ModelReadyRequest, context: Context
+    ) -> service_pb2.ModelReadyResponse:
         ready = await self._call(
             context, self.dataplane.model_ready, request.name, request.version or None
         )
         return service_pb2.ModelReadyResponse(ready=ready)
 
-    async def ServerMetadata(self, request, context):
+    async def ServerMetadata(
+        self, request: service_pb2.ServerMetadataRequest, context: Context
+    ) -> service_pb2.ServerMetadataResponse:
         return service_pb2.ServerMetadataResponse(**self.dataplane.server_metadata())
 
-    async def ModelMetadata(self, request, context):
+    async def ModelMetadata(
+        self, request: service_pb2.ModelMetadataRequest, context: Context
+    ) -> service_pb2.ModelMetadataResponse:
         meta = await self._call(
             context, self.dataplane.model_metadata, request.name, request.version or None
         )
@@ -57,8 +71,10 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(**t) for t in meta["outputs"]],
         )
 
-    async def ModelInfer(self, request, context):
-        async def infer():
+    async def ModelInfer(
+        self, request: service_pb2.ModelInferRequest, context: Context
+    ) -> service_pb2.ModelInferResponse:
+        async def infer() -> InferResponse:
             parsed = grpc_codec.parse_request(request)
             return await self.dataplane.infer(
                 request.model_name, parsed, request.model_version or None
@@ -67,17 +83,22 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         response = await self._call_async(context, infer)
         return grpc_codec.encode_response(response)
 
-    async def _call(self, context, func, *args):
+    async def _call(self, context: Context, func: Callable[..., T], *args: Any) -> T:
         try:
             return func(*args)
         except ProtocolError as exc:
-            await context.abort(grpc.StatusCode[exc.grpc_code], exc.message)
+            await _abort(context, exc)
 
-    async def _call_async(self, context, func):
+    async def _call_async(self, context: Context, func: Callable[[], Awaitable[T]]) -> T:
         try:
             return await func()
         except ProtocolError as exc:
-            await context.abort(grpc.StatusCode[exc.grpc_code], exc.message)
+            await _abort(context, exc)
+
+
+async def _abort(context: Context, exc: ProtocolError) -> NoReturn:
+    await context.abort(grpc.StatusCode[exc.grpc_code], exc.message)
+    raise AssertionError("ServicerContext.abort always raises")
 
 
 async def start_server(
