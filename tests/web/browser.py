@@ -89,15 +89,21 @@ def watched_page(
     page.on("pageerror", lambda e: watched.errors.append(f"uncaught: {e}"))
     page.on(
         "console",
-        lambda m: watched.errors.append(f"console: {m.text}")
-        if m.type == "error" and not _expected_console_error(m.text)
-        else None,
+        lambda m: (
+            watched.errors.append(f"console: {m.text}")
+            if m.type == "error" and not _expected_console_error(m.text)
+            else None
+        ),
     )
     page.on("dialog", lambda d: d.accept())  # the delete confirmation
     try:
         page.goto(url)
         yield watched
         assert not watched.errors, watched.errors
+        leaked = re.findall(
+            r"\b(?:null|undefined|NaN|\[object Object\])\b", page.inner_text("body")
+        )
+        assert not leaked, f"the page shows JavaScript values as text: {leaked}"
         assert not watched.foreign_requests(), watched.foreign_requests()
     finally:
         context.close()

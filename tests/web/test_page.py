@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from PIL import Image
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Response, expect
 
 from backend.inference.dummy import DummyClient
 from tests.backend.helpers import API, BackendServer, circles_png
@@ -24,29 +24,36 @@ from tests.web.browser import KEY_STORAGE, PHONE, watched_page
 from tests.web.conftest import API_KEY, MAX_UPLOAD_BYTES
 
 DEFAULT_SCORE_THRESHOLD = 0.5  # the backend's SCORE_THRESHOLD default
+DASH = "\N{EN DASH}"  # the pager says "1<EN DASH>12 of 30"
 VISIBLE_CIRCLES = "svg.overlay circle.det:not(.is-hidden)"
 
 
-def png_with_circles(min_count: int, first_seed: int = 0) -> bytes:
+def dummy_scores(data: bytes) -> list[float]:
+    """The scores of every circle the backend's DummyClient (seed 0, as in the server) makes
+    up for `data`, weakest included."""
+    width, height = Image.open(io.BytesIO(data)).size
+    call = DummyClient("circle-detector", seed=0).infer(
+        data, width=width, height=height, score_threshold=0.0, max_detections=100
+    )
+    # Playwright's sync API runs an event loop in this thread: run the coroutine in another.
+    with ThreadPoolExecutor(1) as pool:
+        return [c.score for c in pool.submit(asyncio.run, call).result().circles]
+
+
+def png_with_circles(min_count: int, first_seed: int = 0, weaker: bool = False) -> bytes:
     """A test image for which the dummy model keeps at least `min_count` circles with distinct
-    scores (found by asking the backend's own DummyClient, seed 0 as in the server)."""
-    client = DummyClient("circle-detector", seed=0)
+    scores at the default threshold (and, with `weaker`, also makes up weaker ones)."""
     for seed in range(first_seed, first_seed + 500):
         data = circles_png(seed)
-        width, height = Image.open(io.BytesIO(data)).size
-        call = client.infer(
-            data,
-            width=width,
-            height=height,
-            score_threshold=DEFAULT_SCORE_THRESHOLD,
-            max_detections=100,
-        )
-        # Playwright's sync API runs an event loop in this thread: run the coroutine in another.
-        with ThreadPoolExecutor(1) as pool:
-            result = pool.submit(asyncio.run, call).result()
-        if len({c.score for c in result.circles}) >= min_count:
+        scores = dummy_scores(data)
+        kept = {s for s in scores if s >= DEFAULT_SCORE_THRESHOLD}
+        if len(kept) >= min_count and (not weaker or len(kept) < len(scores)):
             return data
     raise AssertionError("no seed gives enough circles")
+
+
+def is_upload(response: Response) -> bool:
+    return response.url.endswith(API) and response.request.method == "POST"
 
 
 def api_image(server: BackendServer, image_id: str) -> httpx.Response:
@@ -112,10 +119,10 @@ def assert_circles_match(viewer: Locator, objects: list[dict]) -> None:
 
 
 def test_upload_draws_the_circles_and_the_slider_hides_weaker_ones(browser, web_backend):
-    data = png_with_circles(3)
+    data = png_with_circles(3, weaker=True)
     with watched_page(browser, web_backend.url, api_key=API_KEY) as w:
         page = w.page
-        with page.expect_response(lambda r: r.url.endswith(API) and r.request.method == "POST") as rsp:
+        with page.expect_response(is_upload) as rsp:
             pick_files(page, [("three.png", "image/png", data)])
         assert rsp.value.status == 201
         image = rsp.value.json()
@@ -137,8 +144,9 @@ def test_upload_draws_the_circles_and_the_slider_hides_weaker_ones(browser, web_
             })"""
         )
         scale = img[2] / image["width"]
-        assert best[0] + best[2] / 2 == pytest.approx(img[0] + objects[0]["center"]["x"] * scale, abs=3)
-        assert best[1] + best[3] / 2 == pytest.approx(img[1] + objects[0]["center"]["y"] * scale, abs=3)
+        centre = objects[0]["center"]
+        assert best[0] + best[2] / 2 == pytest.approx(img[0] + centre["x"] * scale, abs=3)
+        assert best[1] + best[3] / 2 == pytest.approx(img[1] + centre["y"] * scale, abs=3)
 
         # Drag the slider to between the weakest and the strongest score: fewer circles.
         scores = sorted(o["score"] for o in objects)
@@ -161,6 +169,20 @@ def test_upload_draws_the_circles_and_the_slider_hides_weaker_ones(browser, web_
         slider.focus()
         page.keyboard.press("Home")
         expect(viewer.locator(VISIBLE_CIRCLES)).to_have_count(n)
+        expect(viewer.locator("output")).to_have_text("0.00")
+
+        # Detect again at that minimum score: the weaker circles the first run dropped appear.
+        detect = f"{API}{image['id']}/detect"
+        with page.expect_response(lambda r: detect in r.url) as rsp:
+            viewer.locator("button.detect").click()
+        assert rsp.value.status == 200
+        assert "score_threshold=0" in rsp.value.url
+        again = rsp.value.json()
+        assert again["score_threshold"] == 0
+        assert len(again["objects"]) > n
+        assert_circles_match(viewer, again["objects"])
+        expect(viewer.locator(VISIBLE_CIRCLES)).to_have_count(len(again["objects"]))
+        assert api_image(web_backend, image["id"]).json()["objects"] == again["objects"]
 
 
 def test_history_pages_opens_and_deletes(browser, web_backend):
@@ -182,17 +204,17 @@ def test_history_pages_opens_and_deletes(browser, web_backend):
 
         total = api_total(web_backend)
         history = page.locator("#history li")
-        expect(page.locator("#history-range")).to_have_text(f"1–12 of {total}")
+        expect(page.locator("#history-range")).to_have_text(f"1{DASH}12 of {total}")
         expect(history).to_have_count(12)
         # Newest first: the two dropped files lead the first page.
         expect(history.locator(".name").first).to_have_text("dropped-b.jpg")
         page.click("#history-older")
-        expect(page.locator("#history-range")).to_have_text(f"13–{total} of {total}")
+        expect(page.locator("#history-range")).to_have_text(f"13{DASH}{total} of {total}")
         expect(history).to_have_count(total - 12)
         expect(page.locator("#history-newer")).to_be_enabled()
         expect(page.locator("#history-older")).to_be_disabled()
         page.click("#history-newer")
-        expect(page.locator("#history-range")).to_have_text(f"1–12 of {total}")
+        expect(page.locator("#history-range")).to_have_text(f"1{DASH}12 of {total}")
 
         # Open the second thumbnail (dropped-a.png) and compare with the API.
         item = history.nth(1)
@@ -205,7 +227,7 @@ def test_history_pages_opens_and_deletes(browser, web_backend):
 
         detail.locator("button.delete").click()  # the confirmation is accepted
         expect(page.locator("#detail")).to_contain_text("“dropped-a.png” was deleted.")
-        expect(page.locator("#history-range")).to_have_text(f"1–12 of {total - 1}")
+        expect(page.locator("#history-range")).to_have_text(f"1{DASH}12 of {total - 1}")
         expect(page.locator(f"#history li[data-image-id='{image_id}']")).to_have_count(0)
         assert api_image(web_backend, image_id).status_code == 404
         w.screenshot("history-deleted")
@@ -244,7 +266,7 @@ def test_model_server_down_keeps_the_image_and_says_detection_is_pending(
     server = model_down_web_backend
     with watched_page(browser, server.url, viewport=PHONE) as w:
         page = w.page
-        with page.expect_response(lambda r: r.url.endswith(API) and r.request.method == "POST") as rsp:
+        with page.expect_response(is_upload) as rsp:
             pick_files(page, [("waiting.png", "image/png", circles_png(4000))])
         assert rsp.value.status == 202
         image_id = rsp.value.json()["id"]
@@ -261,8 +283,8 @@ def test_model_server_down_keeps_the_image_and_says_detection_is_pending(
         )
         expect(viewer.locator("button.detect")).to_be_enabled()
         assert api_image(server, image_id).json()["status"] == "pending"
-        no_overflow(page)
         w.screenshot("model-down-phone")
+        no_overflow(page)
 
 
 def test_api_key_is_asked_for_kept_for_the_tab_and_sent(browser, web_backend):
@@ -271,9 +293,7 @@ def test_api_key_is_asked_for_kept_for_the_tab_and_sent(browser, web_backend):
         keys_sent: list[str | None] = []
         page.on(
             "request",
-            lambda r: keys_sent.append(r.headers.get("x-api-key"))
-            if r.method == "POST"
-            else None,
+            lambda r: keys_sent.append(r.headers.get("x-api-key")) if r.method == "POST" else None,
         )
         pick_files(page, [("keyed.png", "image/png", circles_png(5000))])
         dialog = page.locator("#key-dialog")
@@ -283,7 +303,8 @@ def test_api_key_is_asked_for_kept_for_the_tab_and_sent(browser, web_backend):
         page.fill("#key-input", "wrong-key")
         page.click("#key-ok")
         expect(dialog).to_be_visible()
-        expect(page.locator("#key-reason")).to_contain_text("invalid API key")
+        expect(page.locator("#key-reason")).to_contain_text("The key was refused (invalid API key)")
+        expect(page.locator("#key-state")).to_be_hidden()  # a refused key is not kept
         w.screenshot("api-key-prompt")
 
         page.fill("#key-input", API_KEY)
@@ -318,13 +339,31 @@ def test_phone_layout_fits_the_screen(browser, web_backend):
         viewer = page.locator("#results article.viewer[data-image-id]")
         expect(viewer.locator(".badge")).to_have_text("done")
         expect(viewer.locator(".stage img")).to_have_js_property("complete", True)
-        stage = viewer.locator(".stage").bounding_box()
-        assert 0 < stage["x"] and stage["x"] + stage["width"] <= PHONE["width"]
-        no_overflow(page)
         w.screenshot("phone-upload")
+        stage = viewer.locator(".stage").bounding_box()
+        assert stage["x"] > 0 and stage["x"] + stage["width"] <= PHONE["width"]
+        no_overflow(page)
 
 
 def no_overflow(page: Page) -> None:
     """Nothing sticks out sideways (no horizontal scrolling on a phone)."""
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= page.viewport_size["width"], width
+
+
+def test_a_format_the_browser_cannot_show_falls_back_to_the_annotated_png(browser, web_backend):
+    """Chromium cannot show TIFF: the page shows the server's annotated PNG instead."""
+    data = circles_png(7000, fmt="TIFF")
+    with watched_page(browser, web_backend.url, api_key=API_KEY) as w:
+        page = w.page
+        with page.expect_response(is_upload) as rsp:
+            pick_files(page, [("scan.tif", "image/tiff", data)])
+        image = rsp.value.json()
+        viewer = viewer_of(page, image["id"], "#results")
+        picture = viewer.locator(".stage img")
+        expect(picture).to_have_attribute("src", image["links"]["annotated"])
+        expect(picture).to_have_js_property("naturalWidth", image["width"])
+        expect(viewer.locator("svg.overlay")).to_have_count(0)
+        expect(viewer).to_contain_text("This browser cannot show this format")
+        expect(viewer.locator("table.objects tbody tr")).to_have_count(len(image["objects"]))
+        w.screenshot("tiff-fallback")

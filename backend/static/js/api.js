@@ -73,7 +73,10 @@ async function call(method, path, { params, body } = {}) {
     if (response.ok) return { status: response.status, data };
     const message = data.error || `HTTP ${response.status}`;
     if (response.status === 401) {
-      const given = await askForKey(key ? `The server refused the key: ${message}.` : message);
+      if (key) setApiKey(null); // a refused key is not kept
+      const given = await askForKey(
+        key ? `The key was refused (${message}).` : `The server says: ${message}.`,
+      );
       if (given) {
         setApiKey(given);
         continue;

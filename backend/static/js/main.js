@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 
 function askForKey(reason) {
   const dialog = $("key-dialog");
-  $("key-reason").textContent = reason ? `The server says: ${reason}` : "";
+  $("key-reason").textContent = reason || "";
   $("key-input").value = "";
   return new Promise((resolve) => {
     dialog.addEventListener(
