@@ -380,40 +380,56 @@ def _example(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "1", path)
 
 
+def _first_rule(vss: list[Doc], path: str) -> Doc | None:
+    """The HTTP rule Istio applies to `path`: the first whose match list matches (no list: all)."""
+    for vs in vss:
+        for rule in vs["spec"].get("http", []):
+            matches = rule.get("match") or [{}]
+            if any(_vs_matches(m, path) for m in matches):
+                return rule
+    return None
+
+
+def public_paths(backend: contracts.BackendContract) -> list[str]:
+    """What users reach through the gateway: the API, health, docs and the web page's files."""
+    paths = [_example(p) for p in backend.api_paths if p.startswith("/api/")]
+    paths += ["/health", "/health/ready", "/docs", "/openapi.json", "/"]
+    static = backend.static_dir
+    if static is not None:
+        paths += ["/" + p.relative_to(static).as_posix() for p in static.rglob("*") if p.is_file()]
+    return paths
+
+
 def check_routing(docs: list[Doc], backend: contracts.BackendContract, tls: bool) -> list[str]:
-    """The gateway routes the backend's API, health and docs to the backend Service, nothing else
-    that the backend does not serve; TLS with a certificate Secret where asked."""
+    """The gateway routes every public path of the backend to the backend Service, keeps
+    /metrics inside, and (stage/prod) serves HTTPS with a certificate Secret."""
     problems = []
     gateways = {g["metadata"]["name"]: g for g in find(docs, "Gateway")}
     services = {s["metadata"]["name"]: s for s in find(docs, "Service")}
     vss = find(docs, "VirtualService")
     if not vss:
         return ["no VirtualService"]
-    matches = []
     for vs in vss:
         for gw in vs["spec"].get("gateways", []):
             if gw not in gateways:
                 problems.append(f"VirtualService: gateway {gw} does not exist")
-        for route in vs["spec"].get("http", []):
-            for dest in route.get("route", []):
+        for rule in vs["spec"].get("http", []):
+            for dest in rule.get("route", []):
                 d = dest["destination"]
                 svc = services.get(d["host"])
                 ports = {p["port"] for p in svc["spec"]["ports"]} if svc else set()
                 if d.get("port", {}).get("number") not in ports:
                     problems.append(f"VirtualService: destination {d} is no Service port")
-            for m in route.get("match", []):
-                matches.append(m)
-                example = _example(
-                    m.get("uri", {}).get("exact") or m.get("uri", {}).get("prefix", "")
-                )
-                if not backend.serves_get(example) and not any(
-                    _example(p).startswith(example) for p in backend.api_paths
-                ):
-                    problems.append(f"VirtualService: match {m} reaches nothing the backend serves")
-    wanted = [p for p in backend.api_paths if p.startswith("/api/")] + ["/health", "/docs"]
-    for path in wanted:
-        if not any(_vs_matches(m, _example(path)) for m in matches):
+    for path in public_paths(backend):
+        rule = _first_rule(vss, path)
+        hosts = {d["destination"]["host"] for d in (rule or {}).get("route", [])}
+        if not backend.serves_get(path):
+            problems.append(f"the backend does not serve {path} (contract out of date?)")
+        if hosts != {"circle-detector-backend"}:
             problems.append(f"VirtualService: {path} is not routed to the backend")
+    rule = _first_rule(vss, "/metrics")
+    if rule is not None and rule.get("route"):
+        problems.append("VirtualService: /metrics must not be reachable through the gateway")
     servers = [s for g in gateways.values() for s in g["spec"]["servers"]]
     https = [s for s in servers if s["port"]["protocol"] == "HTTPS"]
     if tls:

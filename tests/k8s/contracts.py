@@ -13,6 +13,7 @@ import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.routing import Match
 from starlette.types import ASGIApp
@@ -48,6 +49,7 @@ class BackendContract:
     env_names: frozenset[str]
     default_port: int
     api_paths: tuple[str, ...]
+    static_dir: Path | None
 
 
 @dataclass(frozen=True)
@@ -86,12 +88,15 @@ def backend() -> BackendContract:
     from backend.app import create_app
     from backend.config import Settings
 
-    app = create_app(Settings())
+    settings = Settings()
+    app = create_app(settings)
+    static = settings.static_dir if (settings.static_dir / "index.html").is_file() else None
     return BackendContract(
         serves_get=serves_get(app),
         env_names=_env_names(Settings),
         default_port=int(Settings.model_fields["port"].default),
         api_paths=tuple(app.openapi()["paths"]),
+        static_dir=static,
     )
 
 

@@ -171,26 +171,28 @@ def test_backend_check_catches(local, backend, bento, change, fragment):
     assert _has(problems, fragment), problems
 
 
-def test_routing_check_catches_unrouted_and_dead_paths(local, backend):
-    def drop_docs(vs):
-        vs["spec"]["http"][0]["match"] = [
-            m for m in vs["spec"]["http"][0]["match"] if m["uri"].get("prefix") != "/docs"
-        ]
+def _rules(vs):
+    return vs["spec"]["http"]
+
+
+def test_routing_check_catches_unrouted_paths_and_a_public_metrics(local, backend):
+    assert checks.check_routing(local, backend, False) == []
+
+    def api_only(vs):
+        _rules(vs)[1]["match"] = [{"uri": {"prefix": "/api/v1/"}}]
 
     problems = checks.check_routing(
-        checks.mutated(local, "VirtualService", drop_docs), backend, False
+        checks.mutated(local, "VirtualService", api_only), backend, False
     )
-    assert _has(problems, "/docs is not routed")
-    dead = checks.mutated(
-        local,
-        "VirtualService",
-        lambda vs: vs["spec"]["http"][0]["match"].append({"uri": {"prefix": "/v2/"}}),
-    )
-    assert _has(checks.check_routing(dead, backend, False), "reaches nothing")
+    assert _has(problems, "/docs is not routed") and _has(problems, "/ is not routed")
+    no_guard = checks.mutated(local, "VirtualService", lambda vs: _rules(vs).pop(0))
+    assert _has(checks.check_routing(no_guard, backend, False), "/metrics must not")
+    swapped = checks.mutated(local, "VirtualService", lambda vs: _rules(vs).reverse())
+    assert _has(checks.check_routing(swapped, backend, False), "/metrics must not")
     wrong_port = checks.mutated(
         local,
         "VirtualService",
-        lambda vs: vs["spec"]["http"][0]["route"][0]["destination"]["port"].update(number=8000),
+        lambda vs: _rules(vs)[1]["route"][0]["destination"]["port"].update(number=8000),
     )
     assert _has(checks.check_routing(wrong_port, backend, False), "no Service port")
 
