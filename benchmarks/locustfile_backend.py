@@ -27,6 +27,8 @@ from benchmarks.corpus import from_settings
 
 API = "/api/v1/images/"
 _start = itertools.count()
+# Built at import, before Locust's clock starts (real images load, synthetic ones render).
+SAMPLES = from_settings()
 
 
 class BackendUploadUser(HttpUser):
@@ -36,7 +38,7 @@ class BackendUploadUser(HttpUser):
 
     def on_start(self) -> None:
         s = settings()
-        self.samples = from_settings()
+        self.samples = SAMPLES
         self.next_index = next(_start)
         self.headers = {"X-API-Key": s.api_key} if s.api_key else {}
         if s.host_header:

@@ -33,6 +33,8 @@ grpc_gevent.init_gevent()
 
 OUTPUTS = ("num_detections", "boxes", "centers", "radii", "scores")
 _start = itertools.count()
+# Built at import, before Locust's clock starts (real images load, synthetic ones render).
+SAMPLES = from_settings()
 
 
 def _result_bytes(result: Any) -> int:
@@ -54,7 +56,7 @@ class V2GrpcUser(User):
         self.parameters = (
             None if s.score_threshold is None else {"score_threshold": s.score_threshold}
         )
-        self.samples = from_settings()
+        self.samples = SAMPLES
         self.next_index = next(_start)
 
     def on_stop(self) -> None:
