@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,15 @@ import yaml
 from tests.k8s import contracts
 from tests.k8s.manifests import Doc, env_of, find
 
-CRD_PATH = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
-    / "crds"
-    / "serving.kserve.io_inferenceservices.yaml"
+# KServe's CRD: ../shared/crds beside the checkout (KSERVE_CRD overrides).
+CRD_PATH = Path(
+    os.environ.get(
+        "KSERVE_CRD",
+        Path(__file__).resolve().parents[3]
+        / "shared"
+        / "crds"
+        / "serving.kserve.io_inferenceservices.yaml",
+    )
 )
 ISTIO_SCHEMA = Path(__file__).with_name("schemas") / "istio-networking-v1.json"
 ISVC = "InferenceService"
