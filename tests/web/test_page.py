@@ -230,6 +230,8 @@ def test_history_pages_opens_and_deletes(browser, web_backend):
         expect(page.locator("#history-range")).to_have_text(f"1{DASH}12 of {total - 1}")
         expect(page.locator(f"#history li[data-image-id='{image_id}']")).to_have_count(0)
         assert api_image(web_backend, image_id).status_code == 404
+        # The same image among this visit's uploads is marked as gone too.
+        expect(viewer_of(page, image_id, "#results")).to_have_text("This image was deleted.")
         w.screenshot("history-deleted")
 
 
@@ -366,4 +368,24 @@ def test_a_format_the_browser_cannot_show_falls_back_to_the_annotated_png(browse
         expect(viewer.locator("svg.overlay")).to_have_count(0)
         expect(viewer).to_contain_text("This browser cannot show this format")
         expect(viewer.locator("table.objects tbody tr")).to_have_count(len(image["objects"]))
+        thumb = page.locator(f"#history li[data-image-id='{image['id']}'] img")
+        expect(thumb).to_have_attribute("src", image["links"]["annotated"])
+        expect(thumb).to_have_js_property("naturalWidth", image["width"])
         w.screenshot("tiff-fallback")
+
+
+def test_a_hostile_file_name_is_shown_as_text(browser, web_backend):
+    """File names are the user's (or an attacker's) text: never parsed as HTML."""
+    name = '<img src=x onerror="window.pwned=1"><b>bold.png'  # no "/": the server keeps it whole
+    with watched_page(browser, web_backend.url, api_key=API_KEY) as w:
+        page = w.page
+        with page.expect_response(is_upload) as rsp:
+            pick_files(page, [(name, "image/png", circles_png(8000))])
+        stored = rsp.value.json()["filename"]  # Chromium sends the quotes as %22
+        assert stored.startswith("<img src=x onerror=") and stored.endswith("<b>bold.png")
+        viewer = page.locator("#results article.viewer[data-image-id]")
+        expect(viewer.locator("h3")).to_have_text(stored)
+        expect(page.locator("#history li .name").first).to_have_text(stored)
+        assert page.locator("main b, main img[src='x']").count() == 0
+        assert page.evaluate("window.pwned") is None
+        w.screenshot("hostile-name")

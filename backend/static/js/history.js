@@ -24,6 +24,12 @@ export function setupHistory({ list, range, newer, older, status, refresh }, onO
           loading: "lazy",
           width: item.width,
           height: item.height,
+          // Formats the browser cannot show (TIFF): the server's annotated PNG instead.
+          onerror: (event) => {
+            if (!event.target.src.endsWith(item.links.annotated)) {
+              event.target.src = item.links.annotated;
+            }
+          },
         }),
         h("span", { className: "name" }, item.filename || "(no name)"),
         h(

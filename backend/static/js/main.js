@@ -11,19 +11,27 @@ const $ = (id) => document.getElementById(id);
 
 // --- API key: asked for when a write answers 401, kept in sessionStorage ---
 
+let openPrompt = null;
+
+/** One prompt at a time: a second request that needs the key waits for the same answer. */
 function askForKey(reason) {
+  if (openPrompt) return openPrompt;
   const dialog = $("key-dialog");
   $("key-reason").textContent = reason || "";
   $("key-input").value = "";
-  return new Promise((resolve) => {
+  openPrompt = new Promise((resolve) => {
     dialog.addEventListener(
       "close",
-      () => resolve(dialog.returnValue === "ok" ? $("key-input").value.trim() || null : null),
+      () => {
+        openPrompt = null;
+        resolve(dialog.returnValue === "ok" ? $("key-input").value.trim() || null : null);
+      },
       { once: true },
     );
     dialog.returnValue = "";
     dialog.showModal();
   });
+  return openPrompt;
 }
 
 function showKeyState(key) {
@@ -49,7 +57,18 @@ const history = setupHistory(
   openImage,
 );
 
-const viewerEvents = { onDeleted: () => history.reload(), onChanged: () => history.reload() };
+/** An image deleted in one place is gone everywhere it is shown. */
+function imageDeleted(id) {
+  for (const article of document.querySelectorAll("article.viewer[data-image-id]")) {
+    if (article.dataset.imageId === id && !article.classList.contains("deleted")) {
+      article.classList.add("deleted");
+      article.replaceChildren(message({ text: "This image was deleted.", detail: "" }, "info"));
+    }
+  }
+  history.reload();
+}
+
+const viewerEvents = { onDeleted: imageDeleted, onChanged: () => history.reload() };
 
 async function openImage(id) {
   const section = $("detail-section");
