@@ -136,6 +136,10 @@ def _parse_input(index: int, raw: Any, binary: memoryview, offset: int) -> tuple
     codec.check_datatype(name, datatype)
     shape = codec.check_shape(name, raw.get("shape"))
     parameters = _parameters(raw.get("parameters"), f"input '{name}'")
+    if "shared_memory_region" in parameters:
+        raise BadRequest(
+            f"input '{name}' uses the shared-memory extension, which this server does not offer"
+        )
     size = parameters.get("binary_data_size")
     if size is not None:
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:

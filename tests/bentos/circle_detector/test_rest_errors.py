@@ -5,6 +5,7 @@ Each case asserts the status and a phrase of the message, then that the server i
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import struct
@@ -14,7 +15,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.bentos.circle_detector.images import circles_image, encode
+from tests.bentos.circle_detector.images import (
+    LOOSE,
+    assert_matches_reference,
+    circles_image,
+    encode,
+    reference,
+)
 
 INFER = "/v2/models/circle-detector/infer"
 HEADER = "Inference-Header-Content-Length"
@@ -122,6 +129,37 @@ CASES = {
         "unknown output 'masks'",
     ),
     "id not a string": (_json([_uint8([1, 8, 8], [0] * 64)], id=5), {}, 400, "'id'"),
+    "shared memory": (
+        _json(
+            [
+                {
+                    "name": "image",
+                    "datatype": "UINT8",
+                    "shape": [1, 8, 8],
+                    "parameters": {"shared_memory_region": "r", "shared_memory_byte_size": 64},
+                }
+            ]
+        ),
+        {},
+        400,
+        "shared-memory extension",
+    ),
+    "bad base64 image": (
+        _json(
+            [
+                {
+                    "name": "image",
+                    "datatype": "BYTES",
+                    "shape": [1],
+                    "data": ["not base64!"],
+                    "parameters": {"content_type": "base64"},
+                }
+            ]
+        ),
+        {},
+        400,
+        "not base64",
+    ),
     "undecodable image": (*_bytes_tensor([b"GIF89a not really"]), 400, "image 0"),
     "empty image bytes": (*_bytes_tensor([b""]), 400, "empty"),
     "truncated png": (*_bytes_tensor([encode(circles_image(64, 64))[:100]]), 400, "image 0"),
@@ -265,3 +303,27 @@ def test_binary_data_output_returns_raw_tensors(http):
     assert first["name"] == "num_detections"
     count = np.frombuffer(response.content[length : length + sizes[0]], dtype="<i4")
     assert count.shape == (1,)
+
+
+def test_json_bytes_images_as_base64(http):
+    """JSON cannot carry raw PNG bytes; `content_type: base64` (as MLServer) carries files."""
+    images = [circles_image(64, 64, 5), circles_image(80, 64, 6)]
+    body = _json(
+        [
+            {
+                "name": "image",
+                "datatype": "BYTES",
+                "shape": [2],
+                "data": [base64.b64encode(encode(i)).decode() for i in images],
+                "parameters": {"content_type": "base64"},
+            }
+        ],
+        parameters=LOOSE,
+    )
+    response = http.post(INFER, content=body)
+    assert response.status_code == 200, response.text
+    outputs = {
+        o["name"]: np.array(o["data"], dtype=np.float32).reshape(o["shape"])
+        for o in response.json()["outputs"]
+    }
+    assert_matches_reference(outputs, reference(images, **LOOSE))
