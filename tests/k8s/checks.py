@@ -31,6 +31,8 @@ CRD_PATH = Path(
 )
 ISTIO_SCHEMA = Path(__file__).with_name("schemas") / "istio-networking-v1.json"
 ISVC = "InferenceService"
+# Ports Knative's queue-proxy sidecar holds in every revision pod (not for the user container).
+KNATIVE_RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 STANDARD_GROUPS = ("v1", "apps/v1", "policy/v1", "autoscaling/v2")
 
 
@@ -218,6 +220,10 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
         return [f"predictor: Knative allows one container port, found {len(ports)}"]
     port = ports[0]
     grpc = port.get("name") == "h2c"
+    if port.get("containerPort") in KNATIVE_RESERVED_PORTS:
+        problems.append(
+            f"predictor: port {port['containerPort']} is reserved by Knative's queue-proxy"
+        )
     if env.get("PROTOCOL", {}).get("value") != "v2":
         problems.append("predictor: env PROTOCOL is not v2")
     if "PORT" in env:

@@ -94,6 +94,7 @@ def _set_probe_path(path):
         (lambda d: _model_container(d)["livenessProbe"]["httpGet"].update(port=3000), "port 3000"),
         (lambda d: _model_container(d)["ports"][0].update(containerPort=3000), "http1/8080"),
         (lambda d: _model_container(d)["ports"][0].update(name="http"), "http1/8080"),
+        (lambda d: _model_container(d)["ports"][0].update(containerPort=8012), "queue-proxy"),
         (lambda d: _model_container(d)["ports"].append({"containerPort": 8081}), "one container"),
         (lambda d: _model_container(d)["env"].append({"name": "PORT", "value": "1"}), "reserved"),
         (
@@ -114,6 +115,7 @@ def _set_probe_path(path):
         "probe-wrong-port",
         "container-port-3000",
         "port-not-http1",
+        "queue-proxy-port",
         "two-ports",
         "reserved-PORT",
         "env-typo",
