@@ -74,14 +74,17 @@ def prepare_bentoml_home(home: Path, weights: Path | None = None) -> Path:
     return home
 
 
-def serve_command(http_port: int, standalone: bool = False, bento: str | None = None) -> list[str]:
+def serve_command(
+    http_port: int | None, standalone: bool = False, bento: str | None = None
+) -> list[str]:
     """`bentoml serve` (supervisor + worker), or the single-process launcher; `bento` serves a
-    built Bento (tag or folder) instead of the source tree."""
+    built Bento (tag or folder) instead of the source tree; no `http_port`: the server's own
+    default (`PORT`)."""
+    port = ["--port", str(http_port)] if http_port else []
     if standalone:
         return [sys.executable, "-m", "bentos.circle_detector.standalone", "--host", "127.0.0.1",
-                "--port", str(http_port), *(["--bento", bento] if bento else [])]  # fmt: skip
-    return [str(BENTOML), "serve", *([bento] if bento else []), "--host", "127.0.0.1",
-            "--port", str(http_port)]  # fmt: skip
+                *port, *(["--bento", bento] if bento else [])]  # fmt: skip
+    return [str(BENTOML), "serve", *([bento] if bento else []), "--host", "127.0.0.1", *port]
 
 
 def start_bento(
@@ -98,6 +101,9 @@ def start_bento(
     a built Bento (from the home's store), started outside the source tree.
     """
     http_port, grpc_port = free_port(), free_port()
+    port_from_env = bool(env and "PORT" in env)  # as Knative does: no --port, PORT set
+    if port_from_env:
+        http_port = int(env["PORT"])
     log_path = log_path or bentoml_home / f"bento-{http_port}.log"
     full_env = {
         **os.environ,
@@ -107,10 +113,12 @@ def start_bento(
         "BENTOML_DO_NOT_TRACK": "true",
         **(env or {}),
     }
+    if port_from_env:
+        full_env.pop("BENTOML_PORT", None)
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            serve_command(http_port, standalone, bento),
+            serve_command(None if port_from_env else http_port, standalone, bento),
             cwd=bentoml_home if bento else REPO_ROOT,
             env=full_env,
             stdout=log,

@@ -11,7 +11,7 @@ import tritonclient.http as httpclient
 import yaml
 
 from tests.bentos.circle_detector.images import LOOSE, circles_image, encode, reference
-from tests.servers import BENTOML, REPO_ROOT, running_bento
+from tests.servers import BENTOML, REPO_ROOT, free_port, running_bento
 
 CUDA = re.compile(r"nvidia-|cuda|cudnn|triton==", re.I)
 
@@ -46,8 +46,11 @@ def test_build_makes_a_cpu_bento_with_service_and_model(bentoml_home):
     routes = [r["route"] for r in info["schema"]["routes"]]
     assert routes == ["/detect"]
 
-    # The built artifact serves: `bentoml serve TAG` outside the source tree, model from the Bento.
-    with running_bento(bentoml_home, bento=tag) as server:
+    # The built artifact serves: `bentoml serve TAG` outside the source tree, model from the
+    # Bento, on the port Knative passes in PORT (no --port).
+    port = free_port()
+    with running_bento(bentoml_home, env={"PORT": str(port)}, bento=tag) as server:
+        assert server.http_url == f"127.0.0.1:{port}"
         image = circles_image(64, 64, 81)
         with httpclient.InferenceServerClient(server.http_url) as client:
             assert client.get_model_metadata("circle-detector")["versions"]
