@@ -6,12 +6,14 @@ rest of the runner (subprocesses, httpx, torch) should not inherit.
 
 from __future__ import annotations
 
-import csv
+import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from math import nan
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -24,7 +26,7 @@ LOCUSTFILES = {
 
 @dataclass
 class LocustResult:
-    """The aggregated row of Locust's `_stats.csv` (times in ms)."""
+    """Locust's totals of one run (times in ms); its CSVs and JSON are at `csv_prefix`."""
 
     target: str
     users: int
@@ -42,30 +44,52 @@ class LocustResult:
         return asdict(self)
 
 
-def read_stats(csv_prefix: Path, target: str, users: int) -> LocustResult:
-    """Parse the `Aggregated` row Locust writes to `{csv_prefix}_stats.csv`."""
-    with open(f"{csv_prefix}_stats.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
-    if not rows:
-        raise RuntimeError(f"{csv_prefix}_stats.csv has no Aggregated row")
-    r = rows[0]
+def percentile(times: Counter[int], fraction: float) -> float:
+    """The smallest recorded time (Locust's rounded ms) with `fraction` of requests at or below.
 
-    def num(key: str) -> float:
-        value = r.get(key, "")
-        return float(value) if value not in ("", "N/A") else float("nan")
+    Computed here rather than with `locust.stats`: importing Locust monkey-patches the process.
+    """
+    total = sum(times.values())
+    seen = 0
+    for ms in sorted(times):
+        seen += times[ms]
+        if seen >= fraction * total:
+            return float(ms)
+    return nan
+
+
+def read_stats(json_prefix: Path, target: str, users: int) -> LocustResult:
+    """Totals over every request name in Locust's final `{json_prefix}.json` (times in ms).
+
+    The JSON, not the CSV: Locust rewrites its CSVs once a second while running and not at exit,
+    so a short run's CSV misses its last second; the JSON is written from the final statistics.
+    """
+    path = Path(f"{json_prefix}.json")
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing: Locust did not finish")
+    entries = json.loads(path.read_text())
+    times: Counter[int] = Counter()
+    for e in entries:
+        times.update({int(k): v for k, v in e["response_times"].items()})
+    requests = sum(e["num_requests"] for e in entries)
+    started = min((e["start_time"] for e in entries), default=0.0)
+    last = max((e["last_request_timestamp"] or 0.0 for e in entries), default=0.0)
+
+    def pct(p: float) -> float:
+        return percentile(times, p) if requests else nan
 
     return LocustResult(
         target=target,
         users=users,
-        requests=int(r["Request Count"]),
-        failures=int(r["Failure Count"]),
-        rps=num("Requests/s"),
-        mean_ms=num("Average Response Time"),
-        p50_ms=num("50%"),
-        p95_ms=num("95%"),
-        p99_ms=num("99%"),
-        max_ms=num("Max Response Time"),
-        csv_prefix=str(csv_prefix),
+        requests=requests,
+        failures=sum(e["num_failures"] for e in entries),
+        rps=requests / (last - started) if last > started else 0.0,
+        mean_ms=sum(e["total_response_time"] for e in entries) / requests if requests else nan,
+        p50_ms=pct(0.5),
+        p95_ms=pct(0.95),
+        p99_ms=pct(0.99),
+        max_ms=max((e["max_response_time"] for e in entries), default=nan),
+        csv_prefix=str(json_prefix),
     )
 
 
@@ -82,7 +106,7 @@ def run_locust(
     command = [
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILES[target]), "--headless",
         "-u", str(users), "-r", str(users), "-t", f"{max(1, round(seconds))}s",
-        "--host", host, "--csv", str(csv_prefix), "--only-summary",
+        "--host", host, "--csv", str(csv_prefix), "--json-file", str(csv_prefix), "--only-summary",
         "--loglevel", "WARNING", "--stop-timeout", "30", "--exit-code-on-error", "0",
     ]  # fmt: skip
     done = subprocess.run(
