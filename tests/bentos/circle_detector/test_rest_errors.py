@@ -327,3 +327,12 @@ def test_json_bytes_images_as_base64(http):
         for o in response.json()["outputs"]
     }
     assert_matches_reference(outputs, reference(images, **LOOSE))
+
+
+def test_internal_detect_api_refuses_garbage_and_unknown_handles(http):
+    """`/detect` is BentoML's batchable API, meant for the dataplane's self-calls only."""
+    assert http.post("/detect", json={"handles": "nope"}).status_code == 400
+    assert http.post("/detect", content=b"{").status_code == 400
+    response = http.post("/detect", json={"handles": ["not-a-parked-image"]})
+    assert response.status_code == 200 and response.json() == [None]
+    assert http.get("/v2/health/live").status_code == 200
