@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, Page, Playwright
@@ -73,12 +74,17 @@ class Watched:
 
 @contextlib.contextmanager
 def watched_page(
-    browser: Browser, url: str, *, viewport: dict | None = None, api_key: str | None = None
+    browser: Browser,
+    url: str,
+    *,
+    viewport: dict | None = None,
+    api_key: str | None = None,
+    color_scheme: Literal["light", "dark"] = "light",
 ) -> Iterator[Watched]:
     """Open `url` in a fresh context (own sessionStorage); `api_key` is stored beforehand as
     if the user had entered it. On exit asserts that the page threw nothing and stayed on
     its server."""
-    context = browser.new_context(viewport=viewport or DESKTOP)
+    context = browser.new_context(viewport=viewport or DESKTOP, color_scheme=color_scheme)
     context.set_default_timeout(WAIT_MS)
     if api_key:
         context.add_init_script(f"sessionStorage.setItem({KEY_STORAGE!r}, {api_key!r})")

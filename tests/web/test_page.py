@@ -209,10 +209,11 @@ def test_history_pages_opens_and_deletes(browser, web_backend):
         # Newest first: the two dropped files lead the first page.
         expect(history.locator(".name").first).to_have_text("dropped-b.jpg")
         page.click("#history-older")
-        expect(page.locator("#history-range")).to_have_text(f"13{DASH}{total} of {total}")
-        expect(history).to_have_count(total - 12)
+        second = min(total, 24)
+        expect(page.locator("#history-range")).to_have_text(f"13{DASH}{second} of {total}")
+        expect(history).to_have_count(second - 12)
         expect(page.locator("#history-newer")).to_be_enabled()
-        expect(page.locator("#history-older")).to_be_disabled()
+        expect(page.locator("#history-older")).to_be_enabled(enabled=total > 24)
         page.click("#history-newer")
         expect(page.locator("#history-range")).to_have_text(f"1{DASH}12 of {total}")
 
@@ -231,7 +232,7 @@ def test_history_pages_opens_and_deletes(browser, web_backend):
         expect(page.locator(f"#history li[data-image-id='{image_id}']")).to_have_count(0)
         assert api_image(web_backend, image_id).status_code == 404
         # The same image among this visit's uploads is marked as gone too.
-        expect(viewer_of(page, image_id, "#results")).to_have_text("This image was deleted.")
+        expect(viewer_of(page, image_id, "#results")).to_have_text("“dropped-a.png” was deleted.")
         w.screenshot("history-deleted")
 
 
@@ -335,7 +336,10 @@ def test_api_key_is_asked_for_kept_for_the_tab_and_sent(browser, web_backend):
 
 
 def test_phone_layout_fits_the_screen(browser, web_backend):
-    with watched_page(browser, web_backend.url, viewport=PHONE, api_key=API_KEY) as w:
+    """A phone-sized screen, in the dark colour scheme (the screenshot shows both)."""
+    with watched_page(
+        browser, web_backend.url, viewport=PHONE, api_key=API_KEY, color_scheme="dark"
+    ) as w:
         page = w.page
         pick_files(page, [("phone.png", "image/png", png_with_circles(2, first_seed=6000))])
         viewer = page.locator("#results article.viewer[data-image-id]")

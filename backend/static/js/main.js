@@ -61,8 +61,10 @@ const history = setupHistory(
 function imageDeleted(id) {
   for (const article of document.querySelectorAll("article.viewer[data-image-id]")) {
     if (article.dataset.imageId === id && !article.classList.contains("deleted")) {
+      const name = article.querySelector("h3")?.textContent;
+      const text = name ? `“${name}” was deleted.` : "This image was deleted.";
       article.classList.add("deleted");
-      article.replaceChildren(message({ text: "This image was deleted.", detail: "" }, "info"));
+      article.replaceChildren(message({ text, detail: "" }, "info"));
     }
   }
   history.reload();
