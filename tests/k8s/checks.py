@@ -364,15 +364,15 @@ def check_high_availability(docs: list[Doc]) -> list[str]:
     db = env_of(c).get("DATABASE_URL", {})
     if "secretKeyRef" not in db.get("valueFrom", {}):
         problems.append("backend: DATABASE_URL must come from a Secret")
-    if dep["spec"].get("replicas", 1) < 2:
-        problems.append("backend: needs more than one replica")
+    hpas = find(docs, "HorizontalPodAutoscaler")
+    if not hpas or hpas[0]["spec"]["minReplicas"] < 2:
+        problems.append("backend: needs more than one replica (an HPA with minReplicas >= 2)")
+    if "replicas" in dep["spec"]:
+        problems.append("backend: the HPA owns replicas; a fixed count would fight it on apply")
     if dep["spec"].get("strategy", {}).get("type") != "RollingUpdate":
         problems.append("backend: several replicas roll, they do not Recreate")
     if not find(docs, "PodDisruptionBudget"):
         problems.append("no PodDisruptionBudget")
-    hpas = find(docs, "HorizontalPodAutoscaler")
-    if not hpas or hpas[0]["spec"]["minReplicas"] < 2:
-        problems.append("no HorizontalPodAutoscaler with minReplicas >= 2")
     pvc = find(docs, "PersistentVolumeClaim")
     if not pvc or pvc[0]["spec"]["accessModes"] != ["ReadWriteMany"]:
         problems.append("several replicas share the upload volume: ReadWriteMany")

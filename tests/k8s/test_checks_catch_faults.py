@@ -204,7 +204,11 @@ def test_tls_and_ha_checks_catch_a_downgraded_prod(prod, backend):
     plain = checks.mutated(prod, "Gateway", lambda g: g["spec"]["servers"].pop())
     assert _has(checks.check_routing(plain, backend, tls=True), "HTTPS")
     assert checks.check_high_availability(prod) == []
-    single = checks.mutated(prod, "Deployment", lambda d: d["spec"].update(replicas=1))
+    fixed = checks.mutated(prod, "Deployment", lambda d: d["spec"].update(replicas=3))
+    assert _has(checks.check_high_availability(fixed), "owns replicas")
+    single = checks.mutated(
+        prod, "HorizontalPodAutoscaler", lambda h: h["spec"].update(minReplicas=1)
+    )
     assert _has(checks.check_high_availability(single), "more than one replica")
     assert checks.check_high_availability(render("dev")) != []
 
