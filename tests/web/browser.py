@@ -37,6 +37,12 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}  # a common phone's CSS pixels
 KEY_STORAGE = "circle-detector.api-key"  # backend/static/js/api.js
 WAIT_MS = 15_000
+#: The page's own files (backend/static), by URL path.
+STATIC_PATHS = {"/"} | {
+    "/" + p.relative_to(REPO_ROOT / "backend" / "static").as_posix()
+    for p in (REPO_ROOT / "backend" / "static").rglob("*")
+    if p.is_file()
+}
 
 
 def launch(playwright: Playwright) -> Browser:
@@ -62,6 +68,15 @@ class Watched:
             for url in self.requests
             if not url.startswith(("data:", "blob:"))
             and f"{urlsplit(url).scheme}://{urlsplit(url).netloc}" != self.origin
+        ]
+
+    def non_api_calls(self) -> list[str]:
+        """Requests other than the page's own files and the public API (/api/v1/images/...)."""
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).path not in STATIC_PATHS
+            and not urlsplit(url).path.startswith("/api/v1/images/")
         ]
 
     def screenshot(self, name: str) -> Path:
@@ -111,6 +126,7 @@ def watched_page(
         )
         assert not leaked, f"the page shows JavaScript values as text: {leaked}"
         assert not watched.foreign_requests(), watched.foreign_requests()
+        assert not watched.non_api_calls(), watched.non_api_calls()
     finally:
         context.close()
 

@@ -148,6 +148,10 @@ def test_upload_draws_the_circles_and_the_slider_hides_weaker_ones(browser, web_
         assert best[0] + best[2] / 2 == pytest.approx(img[0] + centre["x"] * scale, abs=3)
         assert best[1] + best[3] / 2 == pytest.approx(img[1] + centre["y"] * scale, abs=3)
 
+        # Pointing at a table row marks its circle.
+        viewer.locator("table.objects tbody tr[data-rank='1']").hover()
+        expect(viewer.locator("circle.det[data-rank='1']")).to_have_class("det active")
+
         # Drag the slider to between the weakest and the strongest score: fewer circles.
         scores = sorted(o["score"] for o in objects)
         target = (scores[0] + scores[-1]) / 2

@@ -35,6 +35,12 @@ function circlesOverlay(image) {
   return svg;
 }
 
+/** Pointing at a row of the table marks its circle on the picture. */
+function highlight(row, rank, on) {
+  const circle = row.closest("article")?.querySelector(`circle.det[data-rank="${rank}"]`);
+  circle?.classList.toggle("active", on);
+}
+
 function objectsTable(image) {
   if (!image.objects.length) return null;
   return h(
@@ -63,7 +69,12 @@ function objectsTable(image) {
         image.objects.map((obj) =>
           h(
             "tr",
-            { "data-rank": obj.rank, "data-score": obj.score },
+            {
+              "data-rank": obj.rank,
+              "data-score": obj.score,
+              onmouseenter: (event) => highlight(event.currentTarget, obj.rank, true),
+              onmouseleave: (event) => highlight(event.currentTarget, obj.rank, false),
+            },
             h("td", {}, obj.rank + 1),
             h("td", {}, fixed(obj.center.x)),
             h("td", {}, fixed(obj.center.y)),
