@@ -33,6 +33,20 @@ def per_bucket(hist: dict[str, Any]) -> list[tuple[str, float]]:
     return out
 
 
+def aligned(hists: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The same `le` buckets for every histogram (servers with other batch limits have others).
+
+    A missing bucket's cumulative count is that of the nearest smaller bucket present.
+    """
+    keys = sorted({float(k) for h in hists.values() for k in h.get("buckets", {})})
+    out = {}
+    for name, h in hists.items():
+        own = sorted((float(k), v) for k, v in h.get("buckets", {}).items())
+        buckets = {le: max((v for k, v in own if k <= le), default=0.0) for le in keys}
+        out[name] = {**h, "buckets": buckets}
+    return out
+
+
 def _merge(hists: list[dict[str, Any]]) -> dict[str, Any]:
     merged: dict[str, Any] = {"buckets": {}, "sum": 0.0, "count": 0.0}
     for h in hists:
@@ -242,7 +256,11 @@ def plot(out: Path, results: dict[str, Any]) -> None:
     ax.set(xscale="log", yscale="log", xlabel="concurrent users", ylabel="latency (ms)",
            title="Latency percentiles against users")  # fmt: skip
     ax.set_xticks(sorted({r["users"] for r in results["curves"]}))
-    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -269,7 +287,8 @@ def plot(out: Path, results: dict[str, Any]) -> None:
     ax.set(xscale="log", xlabel="concurrent users", ylabel="requests (images) / s",
            title="Throughput against users")  # fmt: skip
     ax.set_xticks(sorted({r["users"] for r in results["curves"]}))
-    ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
@@ -278,7 +297,7 @@ def plot(out: Path, results: dict[str, Any]) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6, 3.2), dpi=80)
-    hists = histograms(results)
+    hists = aligned(histograms(results))
     width = 0.4
     for k, (phase, hist) in enumerate(hists.items()):
         buckets = per_bucket(hist)

@@ -88,7 +88,8 @@ def test_a_request_the_gateway_refuses_is_a_clear_timeout(kubectl, gateway, monk
     address, seen = gateway
     with pytest.raises(TimeoutError, match="HTTP 404"):
         cold_start_k8s.main(["--gateway", f"http://{address}", "--kubectl", str(script),
-                             "--runs", "1", "--request-timeout", "1"])  # fmt: skip
+                             "--poll", "0.01", "--runs", "1",
+                             "--request-timeout", "1"])  # fmt: skip
     assert set(seen) == {"someone-else.example.com"}
 
 
