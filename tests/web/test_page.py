@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -19,9 +20,9 @@ from PIL import Image
 from playwright.sync_api import Locator, Page, Response, expect
 
 from backend.inference.dummy import DummyClient
-from tests.backend.helpers import API, BackendServer, circles_png
+from tests.backend.helpers import API, BackendServer, circles_png, running_backend
 from tests.web.browser import KEY_STORAGE, PHONE, watched_page
-from tests.web.conftest import API_KEY, MAX_UPLOAD_BYTES
+from tests.web.conftest import API_KEY, MAX_UPLOAD_BYTES, STATIC_DIR
 
 DEFAULT_SCORE_THRESHOLD = 0.5  # the backend's SCORE_THRESHOLD default
 DASH = "\N{EN DASH}"  # the pager says "1<EN DASH>12 of 30"
@@ -397,3 +398,22 @@ def test_a_hostile_file_name_is_shown_as_text(browser, web_backend):
         assert page.locator("main b, main img[src='x']").count() == 0
         assert page.evaluate("window.pwned") is None
         w.screenshot("hostile-name")
+
+
+def test_storage_unavailable_is_told_apart_from_a_model_server_outage(browser, tmp_path):
+    """A 503 on upload (storage broken: its folder replaced by a file) keeps nothing, and the
+    page must not claim that the image was kept."""
+    env = {"MODE": "dummy", "DATABASE_URL": "", "STATIC_DIR": str(STATIC_DIR), "API_KEY": ""}
+    with running_backend(tmp_path / "data", env) as server:
+        shutil.rmtree(server.storage_dir)
+        server.storage_dir.write_text("not a folder")
+        with watched_page(browser, server.url) as w:
+            page = w.page
+            with page.expect_response(is_upload) as rsp:
+                pick_files(page, [("lost.png", "image/png", circles_png(9000))])
+            assert rsp.value.status == 503
+            alert = page.locator("#results .failed-upload [role=alert]")
+            expect(alert).to_contain_text("storage or database is unavailable. Try again later.")
+            expect(alert).not_to_contain_text("image kept")
+            w.screenshot("storage-unavailable")
+        assert api_total(server) == 0

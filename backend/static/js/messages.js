@@ -47,8 +47,15 @@ export function describeError(err, filename = "") {
       }
       return { text: "The model server refused this image.", detail };
     case 503:
+      if (err.body && err.body.image_id) {
+        // Only re-detection answers 503 with the image it kept (an upload answers 202).
+        return {
+          text: "Model server unavailable: image kept, detection pending. Try “Detect again” later.",
+          detail,
+        };
+      }
       return {
-        text: "Model server unavailable: image kept, detection pending. Try “Detect again” later.",
+        text: "The server is busy or its storage or database is unavailable. Try again later.",
         detail,
       };
     default:
