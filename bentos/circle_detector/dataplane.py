@@ -178,6 +178,8 @@ class DataPlane:
         tensor = request.input(INPUT_NAME)
         if tensor is None:
             raise BadRequest(f"missing input '{INPUT_NAME}'")
+        if len(request.inputs) > 1:
+            raise BadRequest(f"input '{INPUT_NAME}' is given {len(request.inputs)} times")
         if len(tensor.shape) == 0 or tensor.shape[0] == 0:
             raise BadRequest(f"input '{INPUT_NAME}' is an empty batch")
         if tensor.shape[0] > self.max_images:

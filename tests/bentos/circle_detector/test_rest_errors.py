@@ -103,6 +103,12 @@ CASES = {
         "unknown datatype",
     ),
     "shape/data mismatch": (_json([_uint8([1, 8, 8], [0] * 10)]), {}, 400, "needs 64"),
+    "image given twice": (
+        _json([_uint8([1, 8, 8], [0] * 64), _uint8([1, 8, 8], [0] * 64)]),
+        {},
+        400,
+        "given 2 times",
+    ),
     "negative shape": (_json([_uint8([-1, 8, 8], [])]), {}, 400, "non-negative integers"),
     "huge shape, no data": (_json([_uint8([1 << 20, 1 << 20, 1 << 20], [])]), {}, 400, "too many"),
     "strings as pixels": (_json([_uint8([1, 8, 8], ["a"] * 64)]), {}, 400, "string values"),
