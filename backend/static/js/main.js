@@ -1,7 +1,15 @@
 // The page: uploads (drop or pick, one after another), the selected image, the history,
 // and the API key prompt.
 
-import { ApiError, apiKey, getImage, onKeyChange, setApiKey, setKeyPrompt, uploadImage } from "./api.js";
+import {
+  ApiError,
+  apiKey,
+  getImage,
+  onKeyChange,
+  setApiKey,
+  setKeyPrompt,
+  uploadImage,
+} from "./api.js";
 import { h, message } from "./dom.js";
 import { setupHistory } from "./history.js";
 import { describeError } from "./messages.js";
