@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 
-.PHONY: setup serve test lint model bento container bench train evaluate clean help
+.PHONY: setup serve test lint model bento container backend test-web bench train evaluate clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,16 @@ test: $(STAMP) ## set up, then run ruff and the whole test suite
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+backend: $(STAMP) ## serve the backend alone with seeded fake detections (MODE=dummy)
+	MODE=dummy $(BIN)/python -m backend
+
+test-web: $(STAMP) ## the web page's end-to-end tests in headless Chromium (~30 s)
+	bash scripts/install-browser.sh
+	$(BIN)/python -m pytest -p no:cacheprovider tests/web -q
+
+container: $(STAMP) ## build both images with buildah and test them with podman (root, ~5 min)
+	bash scripts/container-test.sh
 
 train: $(STAMP) ## train the detector from scratch (about 30 minutes on 2 cores)
 	$(BIN)/circle-detector train

@@ -164,7 +164,7 @@ class ImagePage(BaseModel):
 
 
 class CheckOut(BaseModel):
-    ok: bool
+    ok: bool | None = Field(description="The check's outcome; null when it was not run.")
     required: bool = Field(True, description="Whether a failure makes the service not ready.")
     error: str | None = None
 

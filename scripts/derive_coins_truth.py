@@ -67,7 +67,14 @@ def main() -> None:
     img = skimage.data.coins()
     blurred = cv2.GaussianBlur(img, (0, 0), 1.5)
     rough = cv2.HoughCircles(
-        blurred, cv2.HOUGH_GRADIENT, dp=1, minDist=25, param1=120, param2=25, minRadius=12, maxRadius=45
+        blurred,
+        cv2.HOUGH_GRADIENT,
+        dp=1,
+        minDist=25,
+        param1=120,
+        param2=25,
+        minRadius=12,
+        maxRadius=45,
     )[0]
     smooth = cv2.GaussianBlur(img.astype(np.float32), (0, 0), 0.7)
     rng = np.random.default_rng(0)

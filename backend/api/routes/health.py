@@ -35,18 +35,20 @@ async def _check(coro, timeout_s: float) -> CheckOut:
 async def ready(service: Service) -> JSONResponse:
     """Readiness: database reachable, storage writable, model server ready; says which failed.
 
-    With READY_REQUIRES_MODEL=false the model server is still checked and reported, but a
-    model scaled to zero does not take the backend out of service.
+    With READY_REQUIRES_MODEL=false the model server is not called at all (`ok` is null): under
+    Knative every probe would otherwise wake a model that has scaled to zero.
     """
     timeout = service.settings.ready_timeout_s
-    db, storage, model = await asyncio.gather(
+    db, storage = await asyncio.gather(
         _check(connections.get("default").execute_query("SELECT 1"), timeout),
         _check(service.storage.check_writable(), timeout),
-        _check(service.client.ready(), timeout),
     )
-    model.required = service.settings.ready_requires_model
+    if service.settings.ready_requires_model:
+        model = await _check(service.client.ready(), timeout)
+    else:
+        model = CheckOut(ok=None, required=False, error="not checked (READY_REQUIRES_MODEL=false)")
     checks = {"database": db, "storage": storage, "model_server": model}
-    ok = all(c.ok for c in checks.values() if c.required)
+    ok = all(c.ok is True for c in checks.values() if c.required)
     body = ReadyOut(status="ready" if ok else "not ready", checks=checks)
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
 

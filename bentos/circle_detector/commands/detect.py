@@ -22,7 +22,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--max-detections", type=positive_int, default=100, help="per image (default 100)"
     )
-    parser.add_argument("--weights", type=Path, default=None, help="weights file (default: shipped)")
+    parser.add_argument(
+        "--weights", type=Path, default=None, help="weights file (default: shipped)"
+    )
 
 
 def probability(text: str) -> float:

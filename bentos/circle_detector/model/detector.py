@@ -100,12 +100,17 @@ def prepare(image: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> Prepared:
     return Prepared(tensor, scale, grey)
 
 
+def padded_shape(array: np.ndarray) -> tuple[int, int]:
+    """The network input shape of one image: each side rounded up to a multiple of 32."""
+    return (
+        math.ceil(array.shape[0] / PAD_MULTIPLE) * PAD_MULTIPLE,
+        math.ceil(array.shape[1] / PAD_MULTIPLE) * PAD_MULTIPLE,
+    )
+
+
 def stack_padded(arrays: Sequence[np.ndarray]) -> torch.Tensor:
-    """Zero-pad (the standardised mean) a list of 2-D arrays to one (N, 1, H, W) batch."""
-    height = max(a.shape[0] for a in arrays)
-    width = max(a.shape[1] for a in arrays)
-    height = math.ceil(height / PAD_MULTIPLE) * PAD_MULTIPLE
-    width = math.ceil(width / PAD_MULTIPLE) * PAD_MULTIPLE
+    """Zero-pad (the standardised mean) same-shaped 2-D arrays to one (N, 1, H, W) batch."""
+    height, width = padded_shape(arrays[0])
     batch = np.zeros((len(arrays), 1, height, width), dtype=np.float32)
     for i, a in enumerate(arrays):
         batch[i, 0, : a.shape[0], : a.shape[1]] = a
@@ -128,7 +133,9 @@ class CircleDetector:
         self.max_side = max_side
 
     @classmethod
-    def load(cls, path: str | Path | None = None, max_side: int = DEFAULT_MAX_SIDE) -> CircleDetector:
+    def load(
+        cls, path: str | Path | None = None, max_side: int = DEFAULT_MAX_SIDE
+    ) -> CircleDetector:
         """Load weights saved by `save` (the committed file by default)."""
         checkpoint = torch.load(Path(path or WEIGHTS_PATH), map_location="cpu", weights_only=True)
         return cls.from_checkpoint(checkpoint, max_side=max_side)
@@ -155,7 +162,11 @@ class CircleDetector:
             "version": self.info.version,
             "config": self.info.config,
             "metadata": self.info.metadata,
-            "calibration": {"a": self.calibration.a, "b": self.calibration.b, "c": self.calibration.c},
+            "calibration": {
+                "a": self.calibration.a,
+                "b": self.calibration.b,
+                "c": self.calibration.c,
+            },
             "state_dict": self.net.state_dict(),
         }
 
@@ -164,11 +175,20 @@ class CircleDetector:
 
     @torch.inference_mode()
     def candidates(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
-        """Raw candidates (cx, cy, r, heat) in original pixels, before refinement."""
-        if not prepared:
-            return []
-        heat, offset, log_radius = self.net(stack_padded([p.tensor for p in prepared]))
-        decoded = decode_candidates(heat, offset, log_radius, min_score=MIN_CANDIDATE_SCORE)
+        """Raw candidates (cx, cy, r, heat) in original pixels, before refinement.
+
+        Images run through the network together only when their padded shapes agree, so an
+        image's result never depends on what else was in its batch.
+        """
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, p in enumerate(prepared):
+            groups.setdefault(padded_shape(p.tensor), []).append(i)
+        decoded: list[np.ndarray] = [np.zeros((0, 4), dtype=np.float32)] * len(prepared)
+        for members in groups.values():
+            batch = stack_padded([prepared[i].tensor for i in members])
+            outputs = decode_candidates(*self.net(batch), min_score=MIN_CANDIDATE_SCORE)
+            for i, rows in zip(members, outputs, strict=True):
+                decoded[i] = rows
         out = []
         for p, rows in zip(prepared, decoded, strict=True):
             h, w = p.tensor.shape

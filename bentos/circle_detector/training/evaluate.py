@@ -22,6 +22,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="where metrics.json, pr_curves.png and coins_overlay.png go",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument(
+        "--model-card",
+        type=Path,
+        default=None,
+        help="also write the model card (Markdown) with these results to this path",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +42,7 @@ def run(args: argparse.Namespace) -> int:
         evaluate_all,
         format_table,
         hard_synthetic,
+        render_model_card,
         reports_as_json,
         save_overlay,
         save_pr_plot,
@@ -62,4 +69,7 @@ def run(args: argparse.Namespace) -> int:
     found = found[found[:, 3] >= DEFAULT_SCORE_THRESHOLD]
     save_overlay(coin_set.images[0], coin_set.truths[0], found, out / "coins_overlay.png")
     print(f"wrote {out}/metrics.json, pr_curves.png, coins_overlay.png")
+    if args.model_card:
+        args.model_card.write_text(render_model_card(detector, reports))
+        print(f"wrote {args.model_card}")
     return 0

@@ -96,7 +96,8 @@ def evaluate_predictions(
     pooled: dict[float, tuple[np.ndarray, np.ndarray]] = {}
     for thr in (0.5, 0.75):
         labels = [
-            label_detections(p, t, d, thr) for p, t, d in zip(predictions, truths, difficult, strict=True)
+            label_detections(p, t, d, thr)
+            for p, t, d in zip(predictions, truths, difficult, strict=True)
         ]
         scores = np.concatenate([p[:, 3] for p in predictions]) if predictions else np.zeros(0)
         pooled[thr] = (scores, np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64))

@@ -1,4 +1,4 @@
-"""Training targets on the heatmap grid: Gaussian centre splats, offsets, log radii, ignore masks."""
+"""Training targets on the heatmap grid: centre splats, offsets, log radii, ignore masks."""
 
 from __future__ import annotations
 

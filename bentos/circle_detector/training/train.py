@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ HELP = "Train the detector from scratch on synthetic data (about 25 minutes on 2
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=2400, help="optimiser steps (default 2400)")
+    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
     parser.add_argument("--batch-size", type=int, default=16, help="scenes per step (default 16)")
     parser.add_argument(
         "--scenes", type=int, default=6000, help="synthetic training scenes (default 6000)"
@@ -34,7 +33,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="weights file to write (default: the package's committed weights)",
     )
-    parser.add_argument("--version", default=None, help="model version string (default: date)")
+    parser.add_argument("--version", default="1", help="model version string (default 1)")
+    parser.add_argument(
+        "--skip-evaluation",
+        action="store_true",
+        help="do not evaluate and write the model card after training",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,10 +58,20 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         device=args.device,
-        version=args.version or time.strftime("%Y%m%d"),
+        version=args.version,
     )
     summary = train_and_save(config, args.output)
     print(json.dumps(summary, indent=2, default=_plain))
+    if not args.skip_evaluation:
+        from ..model.detector import CircleDetector
+        from .evaluation import coins, evaluate_all, hard_synthetic, render_model_card
+
+        weights = Path(summary["weights"])
+        detector = CircleDetector.load(weights)
+        reports, _, _ = evaluate_all(detector, [hard_synthetic(), coins()])
+        card = weights.with_name("MODEL_CARD.md")
+        card.write_text(render_model_card(detector, reports))
+        print(f"wrote {card}")
     return 0
 
 

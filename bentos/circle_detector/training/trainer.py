@@ -25,7 +25,7 @@ CALIBRATION_SCENES = 300
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 2400
+    steps: int = 3000
     batch_size: int = 16
     scenes: int = 6000
     lr: float = 3e-3
@@ -36,6 +36,7 @@ class TrainConfig:
     version: str = "1"
     width: int = 16
     head_channels: int = 32
+    calibration_scenes: int = CALIBRATION_SCENES
 
 
 def augment(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -54,7 +55,9 @@ def augment(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndar
     return np.ascontiguousarray(image), circles
 
 
-def make_batch(scenes: list[Scene], rng: np.random.Generator, device: str) -> dict[str, torch.Tensor]:
+def make_batch(
+    scenes: list[Scene], rng: np.random.Generator, device: str
+) -> dict[str, torch.Tensor]:
     images, heat, weight, index, offset, log_r = [], [], [], [], [], []
     for b, scene in enumerate(scenes):
         image, circles = augment(scene, rng)
@@ -189,7 +192,7 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
     detector = CircleDetector(net, info)
     calibration_scenes = make_scenes(
         CALIBRATION_SEED,
-        CALIBRATION_SCENES,
+        config.calibration_scenes,
         TRAIN,
         progress="calibration scenes",
         processes=config.threads,

@@ -81,4 +81,5 @@ def test_ready_can_ignore_a_model_scaled_to_zero(tmp_path):
         r = c.get("/health/ready")
     assert r.status_code == 200 and r.json()["status"] == "ready"
     model = r.json()["checks"]["model_server"]
-    assert model["ok"] is False and model["required"] is False and model["error"]
+    # Not even asked: a probe through Knative's activator would wake a model scaled to zero.
+    assert model["ok"] is None and model["required"] is False and "not checked" in model["error"]

@@ -1,0 +1,57 @@
+"""Sub-pixel refinement on rendered circles whose centre and radius are known exactly."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from bentos.circle_detector.model.refine import fit_circle, refine_circle
+
+
+def render(cx: float, cy: float, r: float, size: int = 128, fg: int = 200, bg: int = 60):
+    """An anti-aliased disc drawn at 1/256 px precision, as float grey in [0, 1]."""
+    img = np.full((size, size), bg, dtype=np.uint8)
+    cv2.circle(img, (round(cx * 256), round(cy * 256)), round(r * 256), fg, -1, cv2.LINE_AA, 8)
+    return img.astype(np.float32) / 255.0
+
+
+def test_fit_circle_is_exact_on_exact_points() -> None:
+    theta = np.linspace(0, 2 * np.pi, 50, endpoint=False)
+    pts = np.column_stack([3.3 + 7.7 * np.cos(theta), -2.1 + 7.7 * np.sin(theta)])
+    assert fit_circle(pts) == pytest.approx((3.3, -2.1, 7.7), abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("cx", "cy", "r"), [(64.3, 63.7, 30.2), (50.55, 70.25, 8.4), (64.0, 64.0, 5.0)]
+)
+def test_refinement_recovers_sub_pixel_centre_and_radius(cx: float, cy: float, r: float) -> None:
+    grey = render(cx, cy, r)
+    # Start as far off as a stride-4 heatmap can be: 2 px and 15% of the radius.
+    fit = refine_circle(grey, cx + 1.6, cy - 1.2, r * 1.15)
+    assert fit.accepted
+    assert np.hypot(fit.cx - cx, fit.cy - cy) < 0.3
+    assert abs(fit.r - r) < 0.3
+
+
+def test_refinement_works_for_dark_on_bright_and_with_noise() -> None:
+    grey = render(60.4, 66.6, 22.0, fg=40, bg=220)
+    grey += np.random.default_rng(0).normal(0, 0.05, grey.shape).astype(np.float32)
+    fit = refine_circle(grey, 62.0, 65.0, 20.0)
+    assert fit.accepted
+    assert np.hypot(fit.cx - 60.4, fit.cy - 66.6) < 0.5 and abs(fit.r - 22.0) < 0.5
+
+
+def test_refinement_ignores_an_occluder() -> None:
+    grey = render(64.0, 64.0, 30.0)
+    grey[:, 80:] = 0.9  # a bright slab hides a third of the rim
+    fit = refine_circle(grey, 65.0, 63.0, 28.0)
+    assert fit.accepted
+    assert np.hypot(fit.cx - 64.0, fit.cy - 64.0) < 0.5 and abs(fit.r - 30.0) < 0.5
+
+
+def test_no_edge_keeps_the_prediction() -> None:
+    flat = np.full((64, 64), 0.5, dtype=np.float32)
+    fit = refine_circle(flat, 30.0, 31.0, 10.0)
+    assert not fit.accepted
+    assert (fit.cx, fit.cy, fit.r) == (30.0, 31.0, 10.0)
