@@ -155,7 +155,8 @@ class Suite:
     def run(self) -> dict[str, Any]:
         a = self.args
         self.results["meta"] = {
-            "command": " ".join(shlex.quote(x) for x in sys.argv),
+            "command": " ".join(shlex.quote(x) for x in [sys.executable, *sys.argv] if x)
+            + (f" (niceness {os.nice(0)})" if os.nice(0) else ""),
             "started_utc": datetime.now(UTC).isoformat(timespec="seconds"),
             "machine": machine(),
             "settings": {k: str(v) for k, v in vars(a).items()},
