@@ -67,8 +67,10 @@ def batching_off_size() -> int:
     try:
         BentoSettings(max_batch_size=1)
         return 1
-    except ValidationError:
-        return 2
+    except ValidationError as exc:
+        if any(e["loc"] == ("max_batch_size",) for e in exc.errors()):
+            return 2
+        raise
 
 
 def machine() -> dict[str, Any]:
