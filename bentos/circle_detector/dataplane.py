@@ -159,7 +159,7 @@ class DataPlane:
         candidates = await self._candidates(list(prepared))
         circles = await asyncio.gather(
             *(
-                loop.run_in_executor(self._pool, self.detector.finish, p, rows)
+                loop.run_in_executor(self._pool, self.detector.finish, p, rows, score_threshold)
                 for p, rows in zip(prepared, candidates, strict=True)
             )
         )

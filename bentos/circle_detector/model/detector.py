@@ -199,21 +199,35 @@ class CircleDetector:
             out.append(rows)
         return out
 
-    def finish(self, p: Prepared, rows: np.ndarray) -> np.ndarray:
+    def finish(self, p: Prepared, rows: np.ndarray, score_threshold: float = 0.0) -> np.ndarray:
         """Refine every candidate, calibrate its score, suppress duplicates: (K, 4) best first."""
-        return self.finish_with_support(p, rows)[:, :4]
+        return self.finish_with_support(p, rows, score_threshold=score_threshold)[:, :4]
 
     def finish_with_support(
-        self, p: Prepared, rows: np.ndarray, calibration: Calibration | None = None
+        self,
+        p: Prepared,
+        rows: np.ndarray,
+        calibration: Calibration | None = None,
+        score_threshold: float = 0.0,
     ) -> np.ndarray:
-        """Like `finish`, with the edge support as a fifth column (the calibration's input)."""
+        """Like `finish`, with the edge support as a fifth column (the calibration's input).
+
+        Candidates whose score could not reach `score_threshold` whatever their edge support
+        are dropped before the (comparatively costly) refinement.
+        """
+        calibrate = calibration or self.calibration
+        if len(rows):
+            heat = rows[:, 3].astype(np.float64)
+            best = np.maximum(
+                calibrate(heat, np.zeros_like(heat)), calibrate(heat, np.ones_like(heat))
+            )
+            rows = rows[best >= score_threshold]
         if len(rows) == 0:
             return np.zeros((0, 5), dtype=np.float32)
         refined = np.zeros((len(rows), 5), dtype=np.float64)
         for i, (cx, cy, r, _) in enumerate(rows):
             fit = refine_circle(p.grey, float(cx), float(cy), float(r))
             refined[i] = (fit.cx, fit.cy, fit.r, 0.0, fit.support)
-        calibrate = calibration or self.calibration
         refined[:, 3] = calibrate(rows[:, 3].astype(np.float64), refined[:, 4])
         return circle_nms(refined.astype(np.float32), iou_threshold=0.5)
 
@@ -227,7 +241,7 @@ class CircleDetector:
         prepared = [prepare(image, self.max_side) for image in images]
         results = []
         for p, rows in zip(prepared, self.candidates(prepared), strict=True):
-            circles = self.finish(p, rows)
+            circles = self.finish(p, rows, score_threshold)
             circles = circles[circles[:, 3] >= score_threshold][:max_detections]
             results.append(circles)
         return results

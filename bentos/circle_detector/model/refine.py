@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-SAMPLE_STEP = 0.25  # px between samples along a ray
+FINE_STEP = 0.25  # px between samples along a ray in the final pass
 
 
 @dataclass(frozen=True)
@@ -42,12 +42,12 @@ def fit_circle(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[f
 
 
 def edge_points(
-    grey: np.ndarray, cx: float, cy: float, r: float, sigma: float
+    grey: np.ndarray, cx: float, cy: float, r: float, sigma: float, step: float = FINE_STEP
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edge point per ray, its strength, and a mask of rays that stayed inside the image."""
     n_rays = int(np.clip(round(2 * np.pi * r / 1.5), 24, 180))
     half_width = 3.0 * sigma + 2.0
-    t = np.arange(max(0.5, r - half_width), r + half_width, SAMPLE_STEP, dtype=np.float32)
+    t = np.arange(max(0.5, r - half_width), r + half_width, step, dtype=np.float32)
     theta = np.linspace(0, 2 * np.pi, n_rays, endpoint=False, dtype=np.float32)
     cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
     map_x = (cx + t[None, :] * cos).astype(np.float32)
@@ -55,7 +55,7 @@ def edge_points(
     h, w = grey.shape
     inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
     profile = cv2.remap(grey, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    deriv = np.diff(profile, axis=1) / SAMPLE_STEP
+    deriv = np.diff(profile, axis=1) / step
     t_mid = (t[:-1] + t[1:]) / 2
     valid_ray = inside.all(axis=1)
     prior = np.exp(-0.5 * ((t_mid - r) / sigma) ** 2)[None, :]
@@ -72,7 +72,7 @@ def edge_points(
     with np.errstate(invalid="ignore", divide="ignore"):
         shift = np.where(np.abs(denom) > 1e-9, 0.5 * (s0 - s2) / denom, 0.0)
     shift = np.clip(np.nan_to_num(shift), -1.0, 1.0)
-    radius = t_mid[peak] + shift * SAMPLE_STEP
+    radius = t_mid[peak] + shift * step
     strength = polarity * deriv[rows, peak]
     points = np.stack([cx + radius * cos[:, 0], cy + radius * sin[:, 0]], axis=1)
     return points, strength, valid_ray & (strength > 0)
@@ -83,8 +83,11 @@ def refine_circle(grey: np.ndarray, cx: float, cy: float, r: float, passes: int 
     cx0, cy0, r0 = cx, cy, r
     support = 0.0
     for pass_index in range(passes):
-        sigma = max(1.0, (0.15 if pass_index == 0 else 0.06) * r)
-        points, strength, usable = edge_points(grey, cx, cy, r, sigma)
+        # A wide, coarse search first, then a narrow one at a quarter pixel around its result.
+        first = pass_index == 0 and passes > 1
+        sigma = max(1.0, (0.15 if first else 0.04) * r)
+        step = max(FINE_STEP, sigma / 4) if first else FINE_STEP
+        points, strength, usable = edge_points(grey, cx, cy, r, sigma, step)
         if usable.sum() < 8:
             return Refinement(cx0, cy0, r0, 0.0, False)
         pts, wts = points[usable], strength[usable]

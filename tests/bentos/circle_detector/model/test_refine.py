@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from bentos.circle_detector.model.refine import fit_circle, refine_circle
+from bentos.circle_detector.training.synthetic import circle_mask
 
 
 def render(cx: float, cy: float, r: float, size: int = 128, fg: int = 200, bg: int = 60):
-    """An anti-aliased disc drawn at 1/256 px precision, as float grey in [0, 1]."""
-    img = np.full((size, size), bg, dtype=np.uint8)
-    cv2.circle(img, (round(cx * 256), round(cy * 256)), round(r * 256), fg, -1, cv2.LINE_AA, 8)
-    return img.astype(np.float32) / 255.0
+    """A disc with exact anti-aliasing (the generator's), as float grey in [0, 1]."""
+    coverage = circle_mask(size, size, cx, cy, r, 0.0)
+    return ((bg + (fg - bg) * coverage) / 255.0).astype(np.float32)
 
 
 def test_fit_circle_is_exact_on_exact_points() -> None:
