@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 
-.PHONY: setup serve test lint model bento container backend test-web bench train evaluate clean help
+.PHONY: setup serve serve-bento-fast test lint model bento container backend test-web bench bench-bento train evaluate clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -34,6 +34,14 @@ test: $(STAMP) ## set up, then run ruff and the whole test suite
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+serve-bento-fast: model ## the Bento alone in one process (fast cold start, no supervisor)
+	$(BIN)/python -m bentos.circle_detector.standalone
+
+bench-bento: model ## Bento serving overhead and cold start, and the raw model's speed
+	$(BIN)/python benchmarks/serving_overhead.py
+	$(BIN)/python benchmarks/cold_start_bento.py
+	$(BIN)/python benchmarks/model_speed.py
 
 backend: $(STAMP) ## serve the backend alone with seeded fake detections (MODE=dummy)
 	MODE=dummy $(BIN)/python -m backend
