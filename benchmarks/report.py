@@ -97,8 +97,8 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
         (
             f"adaptive batching on / {off_name}: throughput at {top} users",
             f"{batching:.2f}",
-            f"V2 HTTP requests/s with batching over without, same load; the batching Bento ran "
-            f"batches of {mean_batch:.1f} images on average.",
+            f"V2 HTTP requests/s with batching over without, same load; the batching Bento's "
+            f"mean batch was {mean_batch:.1f} images (median of the rounds' means).",
         ),
         (
             f"adaptive batching {off_name} / on: p95 latency at {top} users",
@@ -125,7 +125,7 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                 f"{_ratio(one_be['mean_ms'], one_v2['mean_ms']):.2f}",
                 f"{one_be['mean_ms']:.0f} ms for `POST /api/v1/images/` (checks, storage, SQLite "
                 f"rows, the V2 call) against {one_v2['mean_ms']:.0f} ms for the V2 call alone: "
-                f"the backend adds {one_be['mean_ms'] - one_v2['mean_ms']:.0f} ms.",
+                f"the backend adds {one_be['mean_ms'] - one_v2['mean_ms']:+.0f} ms.",
             )
         )
     top_v2, top_be = _curve(results, "v2_http", top), _curve(results, "backend", top)
