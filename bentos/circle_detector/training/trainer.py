@@ -131,6 +131,8 @@ def fit_calibration(detector: CircleDetector, scenes: list[Scene]) -> tuple[Cali
         heat = np.clip(raw[keep, 3], 1e-6, 1 - 1e-6)
         feats.append(np.stack([np.log(heat / (1 - heat)), raw[keep, 4]], axis=1))
         labels.append(outcome[keep].astype(np.float64))
+    if not feats:  # an untrained network proposes nothing: keep the identity calibration
+        return Calibration(), {"candidates": 0, "positives": 0, "ece": float("nan")}
     x = torch.tensor(np.concatenate(feats), dtype=torch.float64)
     y = torch.tensor(np.concatenate(labels), dtype=torch.float64)
     params = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from bentos.circle_detector.training.synthetic import (
     HARD,
     TRAIN,
     SceneConfig,
+    circle_mask,
     generate,
     make_scenes,
 )
@@ -29,7 +31,17 @@ def test_scene_shapes_and_label_ranges() -> None:
         assert ((scene.circles[:, 2] >= 4) & (scene.circles[:, 2] <= 120)).all()
 
 
-def test_a_lone_disc_is_labelled_where_it_is_drawn() -> None:
+def test_discs_and_rings_are_drawn_at_their_labelled_radius() -> None:
+    disc = circle_mask(200, 200, 99.3, 100.6, 37.4, 0.0)
+    assert np.sqrt(disc.sum() / np.pi) == pytest.approx(37.4, abs=0.01)
+    yy, xx = np.mgrid[0:200, 0:200]
+    assert (disc * xx).sum() / disc.sum() == pytest.approx(99.3, abs=0.01)
+    assert (disc * yy).sum() / disc.sum() == pytest.approx(100.6, abs=0.01)
+    ring = circle_mask(200, 200, 100.0, 100.0, 30.0, 4.0)
+    assert ring.sum() == pytest.approx(np.pi * (30.0**2 - 26.0**2), rel=0.01)
+
+
+def test_a_lone_disc_has_its_edge_at_the_label() -> None:
     cfg = SceneConfig(
         circles=(1, 1),
         distractors=(0, 0),
@@ -40,18 +52,22 @@ def test_a_lone_disc_is_labelled_where_it_is_drawn() -> None:
         contrast=(1.0, 1.0),
         min_contrast=0.3,
     )
-    for seed in range(20):
+    checked = 0
+    for seed in range(30):
         scene = generate(np.random.default_rng(seed), cfg)
         (cx, cy, r), difficult = scene.circles[0], scene.difficult[0]
-        inside_image = r < cx < 255 - r and r < cy < 255 - r
-        if not inside_image or difficult:
+        if difficult or not (r + 8 < cx < 247 - r and r + 8 < cy < 247 - r) or r < 8:
             continue
-        img = scene.image.astype(float)
         yy, xx = np.mgrid[0:256, 0:256]
-        inner = np.hypot(xx - cx, yy - cy) < r - 1.5
-        ring = (np.hypot(xx - cx, yy - cy) > r + 1.5) & (np.hypot(xx - cx, yy - cy) < r + 4)
-        # The disc's inside and the band just outside its label differ clearly.
-        assert abs(img[inner].mean() - img[ring].mean()) > 20
+        d = np.hypot(xx - cx, yy - cy)
+        img = scene.image.astype(float)
+        just_in = img[(d > r - 2.5) & (d < r - 1)].mean()
+        just_out = img[(d > r + 1) & (d < r + 2.5)].mean()
+        deeper_in = img[(d > r - 6.5) & (d < r - 5)].mean()
+        # The step across the labelled edge dwarfs any step inside the disc.
+        assert abs(just_in - just_out) > max(abs(deeper_in - just_in), 10)
+        checked += 1
+    assert checked >= 5
 
 
 def test_circles_cut_by_the_border_or_hidden_are_difficult() -> None:
