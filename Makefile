@@ -43,6 +43,9 @@ bench-bento: model ## Bento serving overhead and cold start, and the raw model's
 	$(BIN)/python benchmarks/cold_start_bento.py
 	$(BIN)/python benchmarks/model_speed.py
 
+bench: $(STAMP) ## the local benchmark suite, about 4 minutes (results in benchmarks/results/)
+	nice -n 10 $(BIN)/python benchmarks/run_local.py $(BENCH_ARGS)
+
 backend: $(STAMP) ## serve the backend alone with seeded fake detections (MODE=dummy)
 	MODE=dummy $(BIN)/python -m backend
 

@@ -107,7 +107,7 @@ def start_bento(
     log_path = log_path or bentoml_home / f"bento-{http_port}.log"
     full_env = {
         **os.environ,
-        "BENTOML_HOME": str(bentoml_home),
+        "BENTOML_HOME": str(private_home(bentoml_home, http_port)),
         "CIRCLE_DETECTOR_GRPC_PORT": str(grpc_port),
         "CIRCLE_DETECTOR_GRPC_HOST": "127.0.0.1",
         "BENTOML_DO_NOT_TRACK": "true",
@@ -141,6 +141,22 @@ def start_bento(
         raise
     server.startup_s = time.perf_counter() - started
     return server
+
+
+def private_home(shared: Path, key: int) -> Path:
+    """A BentoML home of one server's own that shares `shared`'s model and Bento stores.
+
+    BentoML empties `$BENTOML_HOME/prometheus_multiproc_dir` whenever a server starts, so two
+    servers on one home would wipe each other's `/metrics`.
+    """
+    home = shared / "servers" / str(key)
+    home.mkdir(parents=True, exist_ok=True)
+    for store in ("models", "bentos"):
+        (shared / store).mkdir(exist_ok=True)
+        link = home / store
+        if not link.exists():
+            link.symlink_to(shared / store, target_is_directory=True)
+    return home
 
 
 def _wait_ready(server: BentoServer, timeout_s: float) -> None:
