@@ -95,7 +95,9 @@ async def upload_image(
 async def list_images(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=2**63 - 1, description="Rows to skip (a 64-bit integer).")
+    ] = 0,
     status: Annotated[ImageStatus | None, Query(description="Only images in this state.")] = None,
 ) -> ImagePage:
     """Images, newest first (optionally only `pending`, `done` or `failed` ones)."""

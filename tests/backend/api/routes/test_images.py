@@ -96,6 +96,17 @@ def test_list_is_paginated_newest_first(backend):
         assert times == sorted(times, reverse=True)
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"offset": 2**64}, {"offset": -1}, {"limit": 0}, {"offset": "x"}],
+    ids=["offset-past-64-bits", "negative-offset", "zero-limit", "text-offset"],
+)
+def test_bad_pagination_is_422_not_500(backend, params):
+    with backend.client() as c:
+        r = c.get(API, params=params)
+    assert r.status_code == 422 and "error" in r.json()
+
+
 def test_detect_again_replaces_objects_and_records_the_model(backend):
     with backend.client() as c:
         created = upload(c, circles_png(seed=120), score_threshold=0.9).json()
