@@ -18,7 +18,7 @@ HELP = "Train the detector from scratch on synthetic data (about 25 minutes on 2
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=3000, help="optimiser steps (default 3000)")
+    parser.add_argument("--steps", type=int, default=6000, help="optimiser steps (default 6000)")
     parser.add_argument("--batch-size", type=int, default=16, help="scenes per step (default 16)")
     parser.add_argument(
         "--scenes", type=int, default=6000, help="synthetic training scenes (default 6000)"

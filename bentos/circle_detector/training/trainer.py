@@ -25,7 +25,7 @@ CALIBRATION_SCENES = 300
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 3000
+    steps: int = 6000
     batch_size: int = 16
     scenes: int = 6000
     lr: float = 3e-3
