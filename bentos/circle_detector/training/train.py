@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.batch_size < 1 or args.scenes < args.batch_size or args.lr <= 0:
         print(
             "error: --steps and --batch-size must be >= 1, --scenes >= --batch-size, --lr > 0",
-            file=__import__("sys").stderr,
+            file=sys.stderr,
         )
         return 2
     config = TrainConfig(
