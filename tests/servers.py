@@ -94,13 +94,17 @@ def start_bento(
     timeout_s: float = READY_TIMEOUT_S,
     standalone: bool = False,
     bento: str | None = None,
+    http_port: int | None = None,
+    grpc_port: int | None = None,
 ) -> BentoServer:
     """`bentoml serve` from the repo root; returns once /v2/health/ready answers 200.
 
     `standalone=True` runs `python -m bentos.circle_detector.standalone` instead; `bento` serves
-    a built Bento (from the home's store), started outside the source tree.
+    a built Bento (from the home's store), started outside the source tree. Ports are free ones
+    unless given (a stopped server can then come back at the same address).
     """
-    http_port, grpc_port = free_port(), free_port()
+    http_port = http_port or free_port()
+    grpc_port = grpc_port or free_port()
     port_from_env = bool(env and "PORT" in env)  # as Knative does: no --port, PORT set
     if port_from_env:
         http_port = int(env["PORT"])
@@ -187,16 +191,23 @@ def _grpc_up(address: str) -> bool:
 
 def stop_bento(server: BentoServer, timeout_s: float = 15.0) -> None:
     """SIGTERM the server's process group, SIGKILL it if it lingers."""
-    if server.process.poll() is not None:
+    stop_process_group(server.process, signal.SIGTERM, timeout_s)
+
+
+def stop_process_group(
+    process: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 15.0
+) -> None:
+    """Send `sig` to a server started with `start_new_session=True`; SIGKILL it if it lingers."""
+    if process.poll() is not None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, signal.SIGTERM)
+        os.killpg(process.pid, sig)
     try:
-        server.process.wait(timeout_s)
+        process.wait(timeout_s)
     except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(5)
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(5)
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tests.servers import REPO_ROOT, free_port
+from tests.servers import REPO_ROOT, free_port, start_bento, stop_process_group
 
 API = "/api/v1/images/"
 API_KEY = "test-key-123"
@@ -125,16 +125,7 @@ def _wait_healthy(server: BackendServer, timeout_s: float) -> None:
 
 def stop_backend(server: BackendServer, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
     """Stop the server (SIGTERM for a clean stop, SIGKILL to simulate a crash)."""
-    if server.process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.process.pid, sig)
-    try:
-        server.process.wait(timeout_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.process.pid, signal.SIGKILL)
-        server.process.wait(5)
+    stop_process_group(server.process, sig, timeout_s)
 
 
 @contextlib.contextmanager
@@ -220,11 +211,5 @@ def db_rows(server: BackendServer, sql: str) -> list[tuple]:
 
 def start_bento_at(bentoml_home: Path, http_port: int, grpc_port: int):
     """`tests.servers.start_bento` on chosen ports, so a stopped model server can come back at
-    the same address (the helper itself always picks fresh ports)."""
-    from unittest import mock
-
-    from tests import servers
-
-    ports = iter([http_port, grpc_port])
-    with mock.patch.object(servers, "free_port", lambda: next(ports)):
-        return servers.start_bento(bentoml_home)
+    the same address."""
+    return start_bento(bentoml_home, http_port=http_port, grpc_port=grpc_port)
