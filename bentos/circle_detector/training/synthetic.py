@@ -96,11 +96,24 @@ def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return img
 
 
-def fill(rng: np.random.Generator, h: int, w: int, cx: float, cy: float, r: float, ref: float):
-    """A fill pattern for an object: flat, shaded, sphere-lit, textured or coin-like."""
+#: Fill patterns of circles; "sphere" and "coin" are themselves round, so only circles get them.
+CIRCLE_FILLS = ("flat", "flat", "shaded", "sphere", "textured", "coin")
+DISTRACTOR_FILLS = ("flat", "flat", "shaded", "textured")
+
+
+def fill(
+    rng: np.random.Generator,
+    shape: tuple[int, int],
+    centre: tuple[float, float],
+    r: float,
+    ref: float,
+    kinds: tuple[str, ...] = CIRCLE_FILLS,
+) -> np.ndarray:
+    """A fill pattern for an object of size `r` at `centre`, contrasting with grey `ref`."""
+    (h, w), (cx, cy) = shape, centre
     tone = ref + rng.choice([-1.0, 1.0]) * rng.uniform(0.15, 0.55)
     tone = float(np.clip(tone, 0.0, 1.0))
-    kind = rng.choice(["flat", "flat", "shaded", "sphere", "textured", "coin"])
+    kind = rng.choice(kinds)
     if kind == "flat":
         return np.full((h, w), tone, dtype=np.float32)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
@@ -120,11 +133,20 @@ def fill(rng: np.random.Generator, h: int, w: int, cx: float, cy: float, r: floa
     return pattern
 
 
-def distractor_mask(rng: np.random.Generator, h: int, w: int, r_range: tuple[float, float]):
-    """A look-alike that must not be detected: ellipse, rectangle, polygon, line or arc."""
+def distractor(
+    rng: np.random.Generator, h: int, w: int, r_range: tuple[float, float]
+) -> tuple[np.ndarray, tuple[float, float], float]:
+    """A look-alike that must not be detected (its mask, centre and size)."""
     lo, hi = r_range
     size = float(np.exp(rng.uniform(np.log(max(lo, 5.0)), np.log(hi))))
     cx, cy = rng.uniform(-0.1 * w, 1.1 * w), rng.uniform(-0.1 * h, 1.1 * h)
+    return distractor_mask(rng, h, w, cx, cy, size), (cx, cy), size
+
+
+def distractor_mask(
+    rng: np.random.Generator, h: int, w: int, cx: float, cy: float, size: float
+) -> np.ndarray:
+    """Ellipse, rectangle, polygon, line or arc of about `size` px around (cx, cy)."""
     angle = float(rng.uniform(0, 180))
     kind = rng.choice(["ellipse", "rectangle", "polygon", "line", "arc"])
     thickness = -1 if rng.random() < 0.6 else int(rng.integers(1, 5))
@@ -215,15 +237,16 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
             area = np.pi * (r**2 - inner**2)
             owners.append(len(circles))
             circles.append((cx, cy, r, area))
+            fills = CIRCLE_FILLS
         else:
-            cx, cy, r = w / 2, h / 2, 10.0
-            mask = distractor_mask(rng, h, w, (cfg.radius[0], r_hi * 0.8))
+            mask, (cx, cy), r = distractor(rng, h, w, (cfg.radius[0], r_hi * 0.8))
             owners.append(-1)
+            fills = DISTRACTOR_FILLS
         if mask.max() <= 0:
             masks.append(mask)
             continue
         under = float((img * mask).sum() / max(mask.sum(), 1e-6))
-        pattern = fill(rng, h, w, cx, cy, r, under)
+        pattern = fill(rng, (h, w), (cx, cy), r, under, fills)
         inside = float((pattern * mask).sum() / max(mask.sum(), 1e-6))
         if abs(inside - under) < cfg.min_contrast:
             pattern = pattern + np.sign(inside - under or 1.0) * cfg.min_contrast

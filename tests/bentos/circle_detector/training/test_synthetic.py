@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bentos.circle_detector.training import synthetic
 from bentos.circle_detector.training.synthetic import (
     HARD,
     TRAIN,
@@ -80,3 +81,37 @@ def test_circles_cut_by_the_border_or_hidden_are_difficult() -> None:
     ]
     assert cut and all(cut)  # a centre outside the image is never required
     assert any(s.difficult.any() for s in scenes) and any((~s.difficult).any() for s in scenes)
+
+
+def test_distractors_get_no_round_fill_and_their_own_centre(monkeypatch) -> None:
+    """A distractor once took "sphere" and "coin" fills centred on the image: unlabelled circles."""
+    calls = []
+    real_fill = synthetic.fill
+
+    def recording_fill(rng, shape, centre, r, ref, kinds=synthetic.CIRCLE_FILLS):
+        calls.append((centre, kinds))
+        return real_fill(rng, shape, centre, r, ref, kinds)
+
+    monkeypatch.setattr(synthetic, "fill", recording_fill)
+    only_distractors = SceneConfig(circles=(0, 0), distractors=(6, 6))
+    for seed in range(5):
+        generate(np.random.default_rng(seed), only_distractors)
+    assert calls and all(kinds == synthetic.DISTRACTOR_FILLS for _, kinds in calls)
+    assert {"sphere", "coin"}.isdisjoint(synthetic.DISTRACTOR_FILLS)
+    assert len({centre for centre, _ in calls}) == len(calls)  # not all the image centre
+
+
+@pytest.mark.parametrize("kind", ["sphere", "coin"])
+def test_round_fills_are_centred_on_the_object(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    pattern = synthetic.fill(rng, (64, 96), (70.0, 20.0), 12.0, 0.5, (kind,))
+    yy, xx = np.mgrid[0:64, 0:96]
+    deviation = np.abs(pattern - np.median(pattern))
+    if kind == "sphere":  # brightest-to-darkest change is radial around the centre
+        near = np.hypot(xx - 70, yy - 20) < 4
+        assert deviation[near].mean() > deviation[~near].mean()
+    else:  # the rim lies at 0.88 r from the centre
+        d = np.hypot(xx - 70, yy - 20)
+        rim = np.abs(d - 0.88 * 12) < 1
+        far = d > 20
+        assert deviation[rim].mean() > 2 * deviation[far].mean()
