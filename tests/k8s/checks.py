@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import gzip
 import json
 import os
 import re
@@ -19,17 +20,12 @@ import yaml
 from tests.k8s import contracts
 from tests.k8s.manifests import Doc, env_of, find
 
-# KServe's CRD: ../shared/crds beside the checkout (KSERVE_CRD overrides).
+# KServe's CRD, kept gzipped in schemas/ (KSERVE_CRD points at another copy, gzipped or not).
+SCHEMAS = Path(__file__).with_name("schemas")
 CRD_PATH = Path(
-    os.environ.get(
-        "KSERVE_CRD",
-        Path(__file__).resolve().parents[3]
-        / "shared"
-        / "crds"
-        / "serving.kserve.io_inferenceservices.yaml",
-    )
+    os.environ.get("KSERVE_CRD", SCHEMAS / "serving.kserve.io_inferenceservices.yaml.gz")
 )
-ISTIO_SCHEMA = Path(__file__).with_name("schemas") / "istio-networking-v1.json"
+ISTIO_SCHEMA = SCHEMAS / "istio-networking-v1.json"
 ISVC = "InferenceService"
 # Ports Knative's queue-proxy sidecar holds in every revision pod (not for the user container).
 KNATIVE_RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
@@ -60,7 +56,9 @@ def _close(schema: Any) -> Any:
 def _crd() -> Doc:
     """KServe's CRD, parsed once (2 MB: libyaml's loader when available)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(CRD_PATH.read_text(), Loader=loader)
+    raw = CRD_PATH.read_bytes()
+    text = gzip.decompress(raw) if CRD_PATH.suffix == ".gz" else raw
+    return yaml.load(text, Loader=loader)
 
 
 @functools.cache
