@@ -41,7 +41,7 @@ def main() -> None:
     example = torch.from_numpy(prepare(images[0]).tensor)[None, None]
     with torch.inference_mode():
         traced_net = torch.jit.freeze(torch.jit.trace(eager.net.eval(), example).eval())
-    scripted = CircleDetector(traced_net, eager.info, eager.calibration)
+    scripted = CircleDetector(traced_net, eager.info, eager.scorer)
     variants = {"eager": eager, "torchscript": scripted}
 
     single: dict[str, list[float]] = {k: [] for k in variants}

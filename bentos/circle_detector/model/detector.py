@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .decoding import circle_nms, decode_candidates
 from .imageio import to_gray_float
 from .network import PAD_MULTIPLE, CircleNet
 from .refine import refine_circle
+from .scoring import Scorer, edge_features, image_noise
 
 MODEL_NAME = "circle-detector"
 WEIGHTS_PATH = Path(__file__).parent / "weights" / "circle_detector.pt"
@@ -54,20 +56,6 @@ class Circle:
         }
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """Logistic calibration of the score: sigmoid(a * logit(heat) + b * edge_support + c)."""
-
-    a: float = 1.0
-    b: float = 0.0
-    c: float = 0.0
-
-    def __call__(self, heat: np.ndarray, support: np.ndarray) -> np.ndarray:
-        heat = np.clip(heat, 1e-6, 1 - 1e-6)
-        z = self.a * np.log(heat / (1 - heat)) + self.b * support + self.c
-        return 1.0 / (1.0 + np.exp(-z))
-
-
 @dataclass
 class ModelInfo:
     name: str = MODEL_NAME
@@ -83,6 +71,11 @@ class Prepared:
     tensor: np.ndarray  # (h, w) float32, standardised, downscaled
     scale: float  # network pixels per original pixel
     grey: np.ndarray  # (H, W) float32 in [0, 1], original resolution
+
+    @cached_property
+    def noise(self) -> float:
+        """Pixel noise of the full-resolution grey image; scores need it only for candidates."""
+        return image_noise(self.grey)
 
 
 def prepare(image: np.ndarray, max_side: int = DEFAULT_MAX_SIDE) -> Prepared:
@@ -124,12 +117,13 @@ class CircleDetector:
         self,
         net: torch.nn.Module,
         info: ModelInfo,
-        calibration: Calibration | None = None,
+        scorer: Scorer | None = None,
         max_side: int = DEFAULT_MAX_SIDE,
     ) -> None:
-        self.net = net.eval()
+        # NHWC: oneDNN's CPU convolutions are about 1.2x faster on it than on NCHW.
+        self.net = net.eval().to(memory_format=torch.channels_last)
         self.info = info
-        self.calibration = calibration or Calibration()
+        self.scorer = (scorer or Scorer()).eval()
         self.max_side = max_side
 
     @classmethod
@@ -153,8 +147,8 @@ class CircleDetector:
             config=config,
             metadata=dict(checkpoint.get("metadata", {})),
         )
-        calibration = Calibration(**checkpoint.get("calibration", {}))
-        return cls(net, info, calibration, max_side=max_side)
+        scorer = Scorer.from_state_dict(checkpoint["scorer"]) if "scorer" in checkpoint else None
+        return cls(net, info, scorer, max_side=max_side)
 
     def checkpoint(self) -> dict[str, Any]:
         return {
@@ -162,12 +156,8 @@ class CircleDetector:
             "version": self.info.version,
             "config": self.info.config,
             "metadata": self.info.metadata,
-            "calibration": {
-                "a": self.calibration.a,
-                "b": self.calibration.b,
-                "c": self.calibration.c,
-            },
-            "state_dict": self.net.state_dict(),
+            "scorer": self.scorer.state_dict(),
+            "state_dict": {k: v.contiguous() for k, v in self.net.state_dict().items()},
         }
 
     def save(self, path: str | Path) -> None:
@@ -186,6 +176,7 @@ class CircleDetector:
         decoded: list[np.ndarray] = [np.zeros((0, 4), dtype=np.float32)] * len(prepared)
         for members in groups.values():
             batch = stack_padded([prepared[i].tensor for i in members])
+            batch = batch.contiguous(memory_format=torch.channels_last)
             outputs = decode_candidates(*self.net(batch), min_score=MIN_CANDIDATE_SCORE)
             for i, rows in zip(members, outputs, strict=True):
                 decoded[i] = rows
@@ -199,36 +190,26 @@ class CircleDetector:
             out.append(rows)
         return out
 
-    def finish(self, p: Prepared, rows: np.ndarray, score_threshold: float = 0.0) -> np.ndarray:
-        """Refine every candidate, calibrate its score, suppress duplicates: (K, 4) best first."""
-        return self.finish_with_support(p, rows, score_threshold=score_threshold)[:, :4]
+    def measure(
+        self, p: Prepared, rows: np.ndarray, score_threshold: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Refine the candidates that could reach `score_threshold` and measure their edges.
 
-    def finish_with_support(
-        self,
-        p: Prepared,
-        rows: np.ndarray,
-        calibration: Calibration | None = None,
-        score_threshold: float = 0.0,
-    ) -> np.ndarray:
-        """Like `finish`, with the edge support as a fifth column (the calibration's input).
-
-        Candidates whose score could not reach `score_threshold` whatever their edge support
-        are dropped before the (comparatively costly) refinement.
+        Returns rows (K, 4) of refined cx, cy, r and the raw heat, and their edge features
+        (K, F), the scorer's inputs.
         """
-        calibrate = calibration or self.calibration
         if len(rows):
-            heat = rows[:, 3].astype(np.float64)
-            best = np.maximum(
-                calibrate(heat, np.zeros_like(heat)), calibrate(heat, np.ones_like(heat))
-            )
-            rows = rows[best >= score_threshold]
+            rows = rows[self.scorer.best_possible(rows[:, 3]) >= score_threshold]
         if len(rows) == 0:
-            return np.zeros((0, 5), dtype=np.float32)
-        refined = np.zeros((len(rows), 5), dtype=np.float64)
-        for i, (cx, cy, r, _) in enumerate(rows):
-            fit = refine_circle(p.grey, float(cx), float(cy), float(r))
-            refined[i] = (fit.cx, fit.cy, fit.r, 0.0, fit.support)
-        refined[:, 3] = calibrate(rows[:, 3].astype(np.float64), refined[:, 4])
+            return np.zeros((0, 4)), edge_features([], np.zeros((0, 3)), 1.0)
+        fits = [refine_circle(p.grey, float(cx), float(cy), float(r)) for cx, cy, r, _ in rows]
+        refined = np.array([(f.cx, f.cy, f.r, row[3]) for f, row in zip(fits, rows, strict=True)])
+        return refined, edge_features(fits, rows, p.noise)
+
+    def finish(self, p: Prepared, rows: np.ndarray, score_threshold: float = 0.0) -> np.ndarray:
+        """Refine and score every candidate, suppress duplicates: (K, 4) best first."""
+        refined, features = self.measure(p, rows, score_threshold)
+        refined[:, 3] = self.scorer.score(refined[:, 3], features)
         return circle_nms(refined.astype(np.float32), iou_threshold=0.5)
 
     def detect_arrays(

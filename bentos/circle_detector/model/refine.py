@@ -18,12 +18,29 @@ FINE_STEP = 0.25  # px between samples along a ray in the final pass
 
 
 @dataclass(frozen=True)
+class EdgeShape:
+    """How round and how strong the measured edge is: what the heatmap cannot see at stride 4.
+
+    A small square, triangle or ellipse looks round to the network; its edge, measured at full
+    resolution, departs from the fitted circle with 4, 3 or 2 cycles per turn.
+    """
+
+    residual: float = 0.0  # median |edge radius - r| / r over usable rays
+    harmonics: tuple[float, float, float] = (0.0, 0.0, 0.0)  # 2, 3, 4 cycles per turn, / r
+    roughness: float = 0.0  # rms px of what harmonics 0 to 4 leave unexplained
+    strength: float = 0.0  # median edge step, grey levels per px
+    strength_spread: float = 0.0  # coefficient of variation of the edge step over rays
+    coverage: float = 0.0  # fraction of rays inside the image with an edge of the right polarity
+
+
+@dataclass(frozen=True)
 class Refinement:
     cx: float
     cy: float
     r: float
     support: float  # fraction of rays whose edge point agrees with the fitted circle, in [0, 1]
     accepted: bool  # False when the fit was unreliable and the prediction was kept
+    shape: EdgeShape = EdgeShape()
 
 
 def fit_circle(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float, float]:
@@ -78,6 +95,31 @@ def edge_points(
     return points, strength, valid_ray & (strength > 0)
 
 
+def edge_shape(
+    points: np.ndarray, strength: np.ndarray, usable: np.ndarray, cx: float, cy: float, r: float
+) -> EdgeShape:
+    """Measures of the edge points (one per ray, rays evenly spaced) against circle (cx, cy, r)."""
+    if usable.sum() < 10:
+        return EdgeShape(coverage=float(usable.mean()))
+    theta = np.linspace(0, 2 * np.pi, len(points), endpoint=False)[usable]
+    deviation = np.hypot(points[usable, 0] - cx, points[usable, 1] - cy) - r
+    basis = np.stack(
+        [np.ones_like(theta)] + [f(k * theta) for k in (1, 2, 3, 4) for f in (np.cos, np.sin)],
+        axis=1,
+    )
+    coef, *_ = np.linalg.lstsq(basis, deviation, rcond=None)
+    scale = max(r, 1.0)
+    step = strength[usable]
+    return EdgeShape(
+        residual=float(np.median(np.abs(deviation))) / scale,
+        harmonics=tuple(float(np.hypot(coef[2 * k - 1], coef[2 * k])) / scale for k in (2, 3, 4)),
+        roughness=float(np.sqrt(np.mean((deviation - basis @ coef) ** 2))),
+        strength=float(np.median(step)),
+        strength_spread=float(np.std(step) / (np.mean(step) + 1e-6)),
+        coverage=float(usable.mean()),
+    )
+
+
 def refine_circle(grey: np.ndarray, cx: float, cy: float, r: float, passes: int = 2) -> Refinement:
     """Refine (cx, cy, r) on a float grey image; keeps the prediction when the fit is unreliable."""
     cx0, cy0, r0 = cx, cy, r
@@ -104,5 +146,7 @@ def refine_circle(grey: np.ndarray, cx: float, cy: float, r: float, passes: int 
         cx, cy, r = fit
     moved = np.hypot(cx - cx0, cy - cy0)
     if support < 0.35 or moved > 0.3 * r0 + 1.5 or abs(r - r0) > 0.3 * r0 + 1.5 or r < 1.0:
-        return Refinement(cx0, cy0, r0, support, False)
-    return Refinement(cx, cy, r, support, True)
+        return Refinement(
+            cx0, cy0, r0, support, False, edge_shape(points, strength, usable, cx0, cy0, r0)
+        )
+    return Refinement(cx, cy, r, support, True, edge_shape(points, strength, usable, cx, cy, r))

@@ -163,7 +163,8 @@ def render_model_card(detector: CircleDetector, reports: dict[str, dict[str, Rep
         "",
         "A CenterNet-style fully convolutional circle detector (centre heatmap, sub-cell offset",
         "and log radius at stride 4, max-pool NMS), then a sub-pixel least-squares fit of each",
-        "circle to its edge and a logistic score calibration. Input: any image, converted to grey.",
+        "circle to its edge, and a calibrated score from the heat and the edge's shape (how",
+        "round, how strong, how complete). Input: any image, converted to grey.",
         "",
         "## Training",
         "",
@@ -175,8 +176,9 @@ def render_model_card(detector: CircleDetector, reports: dict[str, dict[str, Rep
         " border, with distractors (ellipses, rectangles, polygons, lines, arcs), backgrounds,"
         " noise, blur, JPEG, contrast and polarity changes; flips and transposes",
         f"- wall time (s): `{json.dumps(seconds)}`",
-        f"- calibration: {calibration.get('candidates', '?')} candidates on fresh scenes, expected"
-        f" calibration error {calibration.get('ece', float('nan')):.4f};"
+        f"- score: fitted by log loss to {calibration.get('candidates', '?')} candidates"
+        f" ({calibration.get('positives', '?')} true) on {training.get('calibration_scenes', '?')}"
+        f" fresh scenes; expected calibration error {calibration.get('ece') or float('nan'):.4f};"
         " score 0.5 is the operating point",
         "",
         "## Evaluation (`circle-detector evaluate`)",

@@ -3,7 +3,7 @@
 Scenes are generated once up front (the generator is the slow part on two cores), then the
 network sees them with flips and transposes for a fixed number of steps on a cosine schedule, so
 a run is reproducible and its length does not depend on how busy the machine is. Afterwards the
-score is calibrated on fresh scenes and the weights and a model card are written.
+score is fitted on fresh scenes and the weights and a model card are written.
 """
 
 from __future__ import annotations
@@ -15,16 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-HELP = "Train the detector from scratch on synthetic data (about 25 minutes on 2 CPU cores)."
+HELP = "Train the detector from scratch on synthetic data (about 23 minutes on 2 CPU cores)."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=6000, help="optimiser steps (default 6000)")
-    parser.add_argument("--batch-size", type=int, default=16, help="scenes per step (default 16)")
+    from .trainer import TrainConfig
+
+    d = TrainConfig()
+    parser.add_argument("--steps", type=int, default=d.steps, help=f"optimiser steps ({d.steps})")
     parser.add_argument(
-        "--scenes", type=int, default=6000, help="synthetic training scenes (default 6000)"
+        "--batch-size", type=int, default=d.batch_size, help=f"scenes per step ({d.batch_size})"
     )
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 3e-3)")
+    parser.add_argument(
+        "--scenes", type=int, default=d.scenes, help=f"synthetic training scenes ({d.scenes})"
+    )
+    parser.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate ({d.lr})")
     parser.add_argument("--seed", type=int, default=0, help="seed of scenes and init (default 0)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -34,7 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="weights file to write (default: the package's committed weights)",
     )
-    parser.add_argument("--version", default="1", help="model version string (default 1)")
+    parser.add_argument("--version", default=d.version, help=f"model version ({d.version})")
     parser.add_argument(
         "--skip-evaluation",
         action="store_true",

@@ -11,21 +11,22 @@ from typing import Any
 import numpy as np
 import torch
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from ..model.detector import WEIGHTS_PATH, Calibration, CircleDetector, ModelInfo, prepare
+from ..model.detector import WEIGHTS_PATH, CircleDetector, ModelInfo, prepare
 from ..model.network import CircleNet
-from .metrics import label_detections
+from .scoring_fit import fit_scorer
 from .synthetic import TRAIN, Scene, make_scenes
 from .targets import build_targets
 
 CALIBRATION_SEED = 1_000_003
-CALIBRATION_SCENES = 300
+CALIBRATION_SCENES = 2000
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 6000
+    steps: int = 7500
     batch_size: int = 16
     scenes: int = 6000
     lr: float = 3e-3
@@ -33,10 +34,11 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
-    version: str = "1"
+    version: str = "2"
     width: int = 16
     head_channels: int = 32
     calibration_scenes: int = CALIBRATION_SCENES
+    ema_decay: float = 0.998
 
 
 def augment(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -70,8 +72,9 @@ def make_batch(
         offset.append(t.offset)
         log_r.append(t.log_radius)
     as_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    image = as_t(np.stack(images)[:, None]).contiguous(memory_format=torch.channels_last)
     return {
-        "image": as_t(np.stack(images)[:, None]),
+        "image": image,
         "heat": as_t(np.stack(heat)[:, None]),
         "weight": as_t(np.stack(weight)[:, None]),
         "index": as_t(np.concatenate(index)),
@@ -117,47 +120,6 @@ def lr_at(step: int, steps: int, peak: float) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def fit_calibration(detector: CircleDetector, scenes: list[Scene]) -> tuple[Calibration, dict]:
-    """Logistic regression of "is a true positive at IoU 0.5" on (logit heat, edge support)."""
-    feats, labels = [], []
-    for scene in tqdm(scenes, desc="calibrate", unit="scene", leave=False):
-        p = prepare(scene.image, detector.max_side)
-        rows = detector.candidates([p])[0]
-        raw = detector.finish_with_support(p, rows, Calibration())
-        if len(raw) == 0:
-            continue
-        outcome = label_detections(raw[:, :4], scene.circles, scene.difficult, 0.5)
-        keep = outcome >= 0
-        heat = np.clip(raw[keep, 3], 1e-6, 1 - 1e-6)
-        feats.append(np.stack([np.log(heat / (1 - heat)), raw[keep, 4]], axis=1))
-        labels.append(outcome[keep].astype(np.float64))
-    if not feats:  # an untrained network proposes nothing: keep the identity calibration
-        return Calibration(), {"candidates": 0, "positives": 0, "ece": float("nan")}
-    x = torch.tensor(np.concatenate(feats), dtype=torch.float64)
-    y = torch.tensor(np.concatenate(labels), dtype=torch.float64)
-    params = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([params], max_iter=200, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        z = params[0] * x[:, 0] + params[1] * x[:, 1] + params[2]
-        loss = F.binary_cross_entropy_with_logits(z, y)
-        loss.backward()
-        return loss
-
-    opt.step(closure)
-    a, b, c = (float(v) for v in params.detach())
-    calibration = Calibration(a, b, c)
-    prob = calibration(1 / (1 + np.exp(-x[:, 0].numpy())), x[:, 1].numpy())
-    bins = np.clip((prob * 10).astype(int), 0, 9)
-    ece = sum(
-        abs(prob[bins == k].mean() - y.numpy()[bins == k].mean()) * (bins == k).mean()
-        for k in range(10)
-        if (bins == k).any()
-    )
-    return calibration, {"candidates": len(y), "positives": int(y.sum()), "ece": float(ece)}
-
-
 def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str, Any]:
     """Train, calibrate and write the weights and model card; returns a summary."""
     torch.set_num_threads(config.threads)
@@ -169,7 +131,11 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
     )
     generated = time.perf_counter()
     net = CircleNet(width=config.width, head_channels=config.head_channels).to(config.device)
+    # NHWC runs the small convolutions about 1.35x faster on CPU (oneDNN) than NCHW.
+    net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    # The weights kept are an exponential moving average over the last few hundred steps.
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
     net.train()
     progress = tqdm(range(config.steps), desc="train", unit="step")
     running: dict[str, float] = {}
@@ -183,10 +149,11 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
         opt.step()
+        ema.update_parameters(net)
         running = {k: 0.95 * running.get(k, v) + 0.05 * v for k, v in parts.items()}
         progress.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
     trained = time.perf_counter()
-    net = net.cpu().eval()
+    net = ema.module.cpu().eval()
     info = ModelInfo(
         version=config.version,
         config={"width": config.width, "head_channels": config.head_channels},
@@ -199,7 +166,7 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
         progress="calibration scenes",
         processes=config.threads,
     )
-    detector.calibration, calibration_stats = fit_calibration(detector, calibration_scenes)
+    detector.scorer, calibration_stats = fit_scorer(detector, calibration_scenes, config.seed)
     finished = time.perf_counter()
     detector.info.metadata = {
         "training": asdict(config),

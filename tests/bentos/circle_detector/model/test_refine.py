@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -54,3 +55,26 @@ def test_no_edge_keeps_the_prediction() -> None:
     fit = refine_circle(flat, 30.0, 31.0, 10.0)
     assert not fit.accepted
     assert (fit.cx, fit.cy, fit.r) == (30.0, 31.0, 10.0)
+
+
+def square(cx: float, cy: float, half: float, size: int = 128) -> np.ndarray:
+    grey = np.full((size, size), 60 / 255, dtype=np.float32)
+    y0, y1, x0, x1 = (round(v) for v in (cy - half, cy + half, cx - half, cx + half))
+    grey[y0:y1, x0:x1] = 200 / 255
+    return grey
+
+
+def test_edge_shape_tells_a_circle_from_a_square_and_an_ellipse() -> None:
+    circle = refine_circle(render(64.0, 64.0, 20.0), 64.0, 64.0, 20.0)
+    box = refine_circle(square(64.0, 64.0, 18.0), 64.0, 64.0, 20.0)
+    stretched = cv2.resize(render(64.0, 64.0, 20.0), (128, 80), interpolation=cv2.INTER_AREA)
+    ellipse = refine_circle(stretched, 64.0, 40.0, 17.0)
+    assert max(circle.shape.harmonics) < 0.01 and circle.shape.residual < 0.01
+    assert box.shape.harmonics[2] > 5 * max(circle.shape.harmonics)  # 4 cycles: a square
+    assert ellipse.shape.harmonics[0] > 0.1  # 2 cycles: an ellipse
+    assert circle.shape.coverage == 1.0 and circle.shape.strength > 0
+
+
+def test_edge_shape_of_a_circle_cut_by_the_border_reports_the_coverage() -> None:
+    fit = refine_circle(render(10.0, 64.0, 20.0), 10.0, 64.0, 20.0)
+    assert 0.4 < fit.shape.coverage < 0.8
