@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -104,19 +105,29 @@ def run_locust(
     """`locust --headless` of `LOCUSTFILES[target]` for `seconds`; raises if Locust itself fails."""
     csv_prefix.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        sys.executable, "-m", "locust", "-f", str(LOCUSTFILES[target]), "--headless",
+        sys.executable, "-X", "faulthandler", "-m", "locust", "-f", str(LOCUSTFILES[target]),
+        "--headless",
         "-u", str(users), "-r", str(users), "-t", f"{max(1, round(seconds))}s",
         "--host", host, "--csv", str(csv_prefix), "--json-file", str(csv_prefix), "--only-summary",
         "--loglevel", "WARNING", "--stop-timeout", "30", "--exit-code-on-error", "0",
     ]  # fmt: skip
-    done = subprocess.run(
+    with subprocess.Popen(
         command,
         env={**os.environ, **(env or {})},
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=seconds + 120,
-    )
-    Path(f"{csv_prefix}.log").write_text(done.stdout + done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"locust {target} exited {done.returncode}:\n{done.stderr[-3000:]}")
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=seconds + 120)
+            hung = False
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGABRT)  # faulthandler prints where it is stuck
+            stdout, stderr = process.communicate()
+            hung = True
+    Path(f"{csv_prefix}.log").write_text(stdout + stderr)
+    if hung:
+        raise RuntimeError(f"locust {target} hung; its stacks:\n{stderr[-6000:]}")
+    if process.returncode != 0:
+        raise RuntimeError(f"locust {target} exited {process.returncode}:\n{stderr[-3000:]}")
     return read_stats(csv_prefix, target, users)

@@ -41,6 +41,18 @@ def _result_bytes(result: Any) -> int:
     return sum(result.as_numpy(name).nbytes for name in OUTPUTS)
 
 
+class ExplicitlyClosedClient(grpcclient.InferenceServerClient):
+    """tritonclient's client, closed only by `close()`, never by the garbage collector.
+
+    tritonclient closes its channel again in `__del__`; under gevent, a channel close run by the
+    collector can block forever (a CI run hung in grpc's `Channel._close` called from `__del__`).
+    grpc itself does not close channels in `__del__` for this kind of reason.
+    """
+
+    def __del__(self) -> None:
+        pass
+
+
 class V2GrpcUser(User):
     """A closed-loop V2 gRPC client with its own channel."""
 
@@ -50,7 +62,7 @@ class V2GrpcUser(User):
         s = settings()
         url, ssl = split_host(self.host)
         channel_args = [("grpc.default_authority", s.host_header)] if s.host_header else None
-        self.client = grpcclient.InferenceServerClient(url, ssl=ssl, channel_args=channel_args)
+        self.client = ExplicitlyClosedClient(url, ssl=ssl, channel_args=channel_args)
         self.model = s.model
         self.timeout = s.timeout_s
         self.parameters = (
