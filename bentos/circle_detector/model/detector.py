@@ -20,7 +20,7 @@ import torch
 from .decoding import circle_nms, decode_candidates
 from .imageio import to_gray_float
 from .network import PAD_MULTIPLE, CircleNet
-from .refine import refine_circle
+from .refine import refine_circles
 from .scoring import Scorer, edge_features, image_noise
 
 MODEL_NAME = "circle-detector"
@@ -202,7 +202,7 @@ class CircleDetector:
             rows = rows[self.scorer.best_possible(rows[:, 3]) >= score_threshold]
         if len(rows) == 0:
             return np.zeros((0, 4)), edge_features([], np.zeros((0, 3)), 1.0)
-        fits = [refine_circle(p.grey, float(cx), float(cy), float(r)) for cx, cy, r, _ in rows]
+        fits = refine_circles(p.grey, rows[:, :3])
         refined = np.array([(f.cx, f.cy, f.r, row[3]) for f, row in zip(fits, rows, strict=True)])
         return refined, edge_features(fits, rows, p.noise)
 

@@ -5,6 +5,9 @@ here. Along rays from the predicted centre the image is sampled at sub-pixel ste
 radial step near the predicted radius becomes an edge point (parabolic peak interpolation), and a
 circle is fitted to those points with iterative outlier rejection, so occluders and neighbours
 touching the circle do not pull it.
+
+All the candidates of an image are refined together, as arrays of (candidate, ray, sample):
+per-candidate Python and NumPy call overhead, not arithmetic, was what a refinement cost.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import cv2
 import numpy as np
 
 FINE_STEP = 0.25  # px between samples along a ray in the final pass
+MIN_RAYS, MAX_RAYS = 24, 180  # rays per circle, about one per 1.5 px of circumference
+#: Most (candidate, ray, sample) elements sampled at once; bounds the memory of huge circles.
+CHUNK_ELEMENTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -43,110 +49,240 @@ class Refinement:
     shape: EdgeShape = EdgeShape()
 
 
+def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Median of each row's masked-in values (K, N) -> (K,); NaN for a row with none."""
+    n = mask.sum(axis=1)
+    ordered = np.sort(np.where(mask, values, np.inf), axis=1)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(ordered, np.maximum(n // 2, 0)[:, None], axis=1)[:, 0]
+    with np.errstate(invalid="ignore"):
+        return np.where(n > 0, (lo + hi) / 2, np.nan)
+
+
+def weighted_lstsq(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per row k, the minimum-norm solution of the least squares problem weighted by weights[k]:
+    design (K, N, P), target (K, N), weights (K, N) >= 0 (0 leaves a point out) -> (K, P)."""
+    root = np.sqrt(weights)[..., None]
+    return (np.linalg.pinv(design * root) @ (target[..., None] * root))[..., 0]
+
+
+def fit_circles(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted algebraic (Kasa) circle fits: points (K, N, 2), weights (K, N) -> (K, 3) of
+    (cx, cy, r); a weight of 0 leaves a point out."""
+    total = np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    mean = (points * weights[..., None]).sum(axis=1, keepdims=True) / total[..., None]
+    u, v = (points - mean).transpose(2, 0, 1)
+    design = np.stack([u, v, np.ones_like(u)], axis=-1)
+    cu, cv, c = weighted_lstsq(design, u**2 + v**2, weights).T
+    cu, cv = cu / 2, cv / 2
+    r = np.sqrt(np.maximum(c + cu**2 + cv**2, 1e-12))
+    return np.stack([cu + mean[:, 0, 0], cv + mean[:, 0, 1], r], axis=1)
+
+
 def fit_circle(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float, float]:
-    """Weighted algebraic (Kasa) circle fit; points (N, 2) -> (cx, cy, r)."""
-    x, y = points[:, 0], points[:, 1]
-    w = np.ones_like(x) if weights is None else weights
-    mx, my = np.average(x, weights=w), np.average(y, weights=w)
-    u, v = x - mx, y - my
-    sw = np.sqrt(w)
-    a = np.stack([u, v, np.ones_like(u)], axis=1) * sw[:, None]
-    b = (u**2 + v**2) * sw
-    sol, *_ = np.linalg.lstsq(a, b, rcond=None)
-    cu, cv, c = sol[0] / 2, sol[1] / 2, sol[2]
-    r2 = c + cu**2 + cv**2
-    return float(cu + mx), float(cv + my), float(np.sqrt(max(r2, 1e-12)))
+    """One weighted algebraic circle fit: points (N, 2) -> (cx, cy, r)."""
+    w = np.ones(len(points)) if weights is None else np.asarray(weights, dtype=np.float64)
+    cx, cy, r = fit_circles(np.asarray(points, dtype=np.float64)[None], w[None])[0]
+    return float(cx), float(cy), float(r)
+
+
+@dataclass(frozen=True)
+class Edges:
+    """One edge point per ray for each of K circles; rays padded to the most any circle has."""
+
+    points: np.ndarray  # (K, R, 2)
+    strength: np.ndarray  # (K, R) radial step at the edge point, of the circle's polarity
+    usable: np.ndarray  # (K, R) a real ray, inside the image, with an edge of the polarity
+    theta: np.ndarray  # (K, R) ray angles
+    rays: np.ndarray  # (K,) real rays per circle
 
 
 def edge_points(
-    grey: np.ndarray, cx: float, cy: float, r: float, sigma: float, step: float = FINE_STEP
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edge point per ray, its strength, and a mask of rays that stayed inside the image."""
-    n_rays = int(np.clip(round(2 * np.pi * r / 1.5), 24, 180))
+    grey: np.ndarray, circles: np.ndarray, sigma: np.ndarray, step: np.ndarray
+) -> Edges:
+    """Along each circle's rays (circles (K, 3) of cx, cy, r), the strongest radial step of one
+    polarity near r, weighted by a Gaussian prior of width sigma, sampled every step px."""
+    r = circles[:, 2]
+    rays = np.clip(np.round(2 * np.pi * r / 1.5), MIN_RAYS, MAX_RAYS).astype(np.int64)
+    ray = np.arange(rays.max())
+    theta = 2 * np.pi * ray[None, :] / rays[:, None]
     half_width = 3.0 * sigma + 2.0
-    t = np.arange(max(0.5, r - half_width), r + half_width, step, dtype=np.float32)
-    theta = np.linspace(0, 2 * np.pi, n_rays, endpoint=False, dtype=np.float32)
-    cos, sin = np.cos(theta)[:, None], np.sin(theta)[:, None]
-    map_x = (cx + t[None, :] * cos).astype(np.float32)
-    map_y = (cy + t[None, :] * sin).astype(np.float32)
+    start = np.maximum(0.5, r - half_width)
+    samples = np.ceil((r + half_width - start) / step).astype(np.int64)  # as np.arange
+    k = len(circles)
+    points = np.zeros((k, len(ray), 2))
+    strength = np.zeros((k, len(ray)))
+    usable = np.zeros((k, len(ray)), dtype=bool)
+    # Chunks of similar sample counts, so that padding wastes little and memory stays bounded.
+    order = np.argsort(samples, kind="stable")
+    while len(order):
+        widest = np.maximum.accumulate(samples[order]) * len(ray)
+        size = max(1, int(np.sum(np.arange(1, len(order) + 1) * widest <= CHUNK_ELEMENTS)))
+        idx, order = order[:size], order[size:]
+        grid = np.arange(samples[idx].max())
+        t = start[idx, None] + step[idx, None] * grid[None, :]  # (k, S)
+        valid_t = grid[None, :] < samples[idx, None]
+        real_ray = ray[None, :] < rays[idx, None]
+        chunk = _chunk_edges(
+            grey, circles[idx], sigma[idx], step[idx], t, valid_t, theta[idx], real_ray
+        )
+        points[idx], strength[idx], usable[idx] = chunk
+    return Edges(points, strength, usable, theta, rays)
+
+
+def _remap(grey: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Bilinear samples of grey at (map_x, map_y) of shape (K, R, S)."""
+    k, r, s = map_x.shape
+    flat_x, flat_y = map_x.reshape(k * r, s), map_y.reshape(k * r, s)
+    rows = 30_000  # cv2.remap takes maps of fewer than 32767 rows
+    parts = [
+        cv2.remap(
+            grey,
+            flat_x[i : i + rows],
+            flat_y[i : i + rows],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        for i in range(0, k * r, rows)
+    ]
+    return np.concatenate(parts).reshape(k, r, s)
+
+
+def _chunk_edges(
+    grey: np.ndarray,
+    circles: np.ndarray,
+    sigma: np.ndarray,
+    step: np.ndarray,
+    t: np.ndarray,
+    valid_t: np.ndarray,
+    theta: np.ndarray,
+    real_ray: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cx, cy, r = (v[:, None, None] for v in circles.T)
+    cos, sin = np.cos(theta), np.sin(theta)
+    map_x = (cx + t[:, None, :] * cos[..., None]).astype(np.float32)
+    map_y = (cy + t[:, None, :] * sin[..., None]).astype(np.float32)
     h, w = grey.shape
-    inside = (map_x >= 0) & (map_x <= w - 1) & (map_y >= 0) & (map_y <= h - 1)
-    profile = cv2.remap(grey, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    deriv = np.diff(profile, axis=1) / step
-    t_mid = (t[:-1] + t[1:]) / 2
-    valid_ray = inside.all(axis=1)
-    prior = np.exp(-0.5 * ((t_mid - r) / sigma) ** 2)[None, :]
-    # One polarity for the whole circle: bright-on-dark or dark-on-bright, decided by the rays.
+    outside = (map_x < 0) | (map_x > w - 1) | (map_y < 0) | (map_y > h - 1)
+    valid_ray = real_ray & ~(outside & valid_t[:, None, :]).any(axis=2)
+    deriv = np.diff(_remap(grey, map_x, map_y), axis=2) / step[:, None, None]
+    t_mid = (t[:, :-1] + t[:, 1:]) / 2
+    valid_d = valid_t[:, 1:][:, None, :]
+    prior = np.exp(-0.5 * ((t_mid - r[:, :, 0]) / sigma[:, None]) ** 2)[:, None, :]
+    # One polarity per circle: bright-on-dark or dark-on-bright, decided by its rays.
     signed = deriv * prior
-    polarity = 1.0 if np.sum(np.max(signed, axis=1)) >= np.sum(-np.min(signed, axis=1)) else -1.0
-    score = polarity * signed
-    peak = np.argmax(score, axis=1)
-    rows = np.arange(n_rays)
-    lo = np.clip(peak - 1, 0, score.shape[1] - 1)
-    hi = np.clip(peak + 1, 0, score.shape[1] - 1)
-    s0, s1, s2 = score[rows, lo], score[rows, peak], score[rows, hi]
+    rising = np.where(real_ray, np.where(valid_d, signed, -np.inf).max(axis=2), 0).sum(axis=1)
+    falling = np.where(real_ray, -np.where(valid_d, signed, np.inf).min(axis=2), 0).sum(axis=1)
+    polarity = np.where(rising >= falling, 1.0, -1.0)[:, None, None]
+    score = np.where(valid_d, polarity * signed, -np.inf)
+    peak = np.argmax(score, axis=2)[..., None]
+    last = (valid_t.sum(axis=1) - 2)[:, None, None]
+    s0 = np.take_along_axis(score, np.clip(peak - 1, 0, last), axis=2)[..., 0]
+    s1 = np.take_along_axis(score, peak, axis=2)[..., 0]
+    s2 = np.take_along_axis(score, np.clip(peak + 1, 0, last), axis=2)[..., 0]
     denom = s0 - 2 * s1 + s2
     with np.errstate(invalid="ignore", divide="ignore"):
         shift = np.where(np.abs(denom) > 1e-9, 0.5 * (s0 - s2) / denom, 0.0)
     shift = np.clip(np.nan_to_num(shift), -1.0, 1.0)
-    radius = t_mid[peak] + shift * step
-    strength = polarity * deriv[rows, peak]
-    points = np.stack([cx + radius * cos[:, 0], cy + radius * sin[:, 0]], axis=1)
+    radius = np.take_along_axis(t_mid, peak[..., 0], axis=1) + shift * step[:, None]
+    strength = polarity[..., 0] * np.take_along_axis(deriv, peak, axis=2)[..., 0]
+    points = np.stack([cx[..., 0] + radius * cos, cy[..., 0] + radius * sin], axis=-1)
     return points, strength, valid_ray & (strength > 0)
 
 
-def edge_shape(
-    points: np.ndarray, strength: np.ndarray, usable: np.ndarray, cx: float, cy: float, r: float
-) -> EdgeShape:
-    """Measures of the edge points (one per ray, rays evenly spaced) against circle (cx, cy, r)."""
-    if usable.sum() < 10:
-        return EdgeShape(coverage=float(usable.mean()))
-    theta = np.linspace(0, 2 * np.pi, len(points), endpoint=False)[usable]
-    deviation = np.hypot(points[usable, 0] - cx, points[usable, 1] - cy) - r
+def edge_shapes(edges: Edges, circles: np.ndarray) -> list[EdgeShape]:
+    """Measures of each circle's edge points against the circle (cx, cy, r) in circles (K, 3)."""
+    usable = edges.usable
+    count = usable.sum(axis=1)
+    coverage = count / edges.rays
+    deviation = np.hypot(*(edges.points - circles[:, None, :2]).transpose(2, 0, 1))
+    deviation = deviation - circles[:, 2:3]
+    theta = edges.theta
     basis = np.stack(
         [np.ones_like(theta)] + [f(k * theta) for k in (1, 2, 3, 4) for f in (np.cos, np.sin)],
-        axis=1,
+        axis=-1,
     )
-    coef, *_ = np.linalg.lstsq(basis, deviation, rcond=None)
-    scale = max(r, 1.0)
-    step = strength[usable]
-    return EdgeShape(
-        residual=float(np.median(np.abs(deviation))) / scale,
-        harmonics=tuple(float(np.hypot(coef[2 * k - 1], coef[2 * k])) / scale for k in (2, 3, 4)),
-        roughness=float(np.sqrt(np.mean((deviation - basis @ coef) ** 2))),
-        strength=float(np.median(step)),
-        strength_spread=float(np.std(step) / (np.mean(step) + 1e-6)),
-        coverage=float(usable.mean()),
+    coef = weighted_lstsq(basis, deviation, usable.astype(np.float64))
+    scale = np.maximum(circles[:, 2], 1.0)
+    unexplained = np.where(usable, deviation - (basis @ coef[..., None])[..., 0], 0.0)
+    roughness = np.sqrt((unexplained**2).sum(axis=1) / np.maximum(count, 1))
+    step = np.where(usable, edges.strength, 0.0)
+    mean = step.sum(axis=1) / np.maximum(count, 1)
+    spread = np.sqrt(
+        np.where(usable, (step - mean[:, None]) ** 2, 0).sum(axis=1) / np.maximum(count, 1)
     )
+    residual = masked_median(np.abs(deviation), usable) / scale
+    strength = masked_median(edges.strength, usable)
+    harmonics = np.hypot(coef[:, 3::2], coef[:, 4::2]) / scale[:, None]
+    return [
+        EdgeShape(
+            residual=float(residual[i]),
+            harmonics=tuple(float(h) for h in harmonics[i]),
+            roughness=float(roughness[i]),
+            strength=float(strength[i]),
+            strength_spread=float(spread[i] / (mean[i] + 1e-6)),
+            coverage=float(coverage[i]),
+        )
+        if count[i] >= 10
+        else EdgeShape(coverage=float(coverage[i]))
+        for i in range(len(circles))
+    ]
 
 
-def refine_circle(grey: np.ndarray, cx: float, cy: float, r: float, passes: int = 2) -> Refinement:
-    """Refine (cx, cy, r) on a float grey image; keeps the prediction when the fit is unreliable."""
-    cx0, cy0, r0 = cx, cy, r
-    support = 0.0
+def refine_circles(grey: np.ndarray, circles: np.ndarray, passes: int = 2) -> list[Refinement]:
+    """Refine circles (K, 3) of (cx, cy, r) on a float grey image; each keeps its prediction
+    when its fit is unreliable."""
+    start = np.asarray(circles, dtype=np.float64).reshape(-1, 3)
+    if len(start) == 0:
+        return []
+    fit = start.copy()
+    alive = np.ones(len(start), dtype=bool)  # enough usable rays in every pass so far
+    support = np.zeros(len(start))
+    edges = None
     for pass_index in range(passes):
         # A wide, coarse search first, then a narrow one at a quarter pixel around its result.
         first = pass_index == 0 and passes > 1
-        sigma = max(1.0, (0.15 if first else 0.04) * r)
-        step = max(FINE_STEP, sigma / 4) if first else FINE_STEP
-        points, strength, usable = edge_points(grey, cx, cy, r, sigma, step)
-        if usable.sum() < 8:
-            return Refinement(cx0, cy0, r0, 0.0, False)
-        pts, wts = points[usable], strength[usable]
-        inliers = np.ones(len(pts), dtype=bool)
-        fit = (cx, cy, r)
+        sigma = np.maximum(1.0, (0.15 if first else 0.04) * fit[:, 2])
+        step = np.maximum(FINE_STEP, sigma / 4) if first else np.full(len(fit), FINE_STEP)
+        edges = edge_points(grey, fit, sigma, step)
+        alive &= edges.usable.sum(axis=1) >= 8
+        inliers = edges.usable.copy()
+        fitting = alive.copy()
         for _ in range(3):
-            if inliers.sum() < 8:
+            fitting &= inliers.sum(axis=1) >= 8
+            if not fitting.any():
                 break
-            fit = fit_circle(pts[inliers], wts[inliers])
-            residual = np.abs(np.hypot(pts[:, 0] - fit[0], pts[:, 1] - fit[1]) - fit[2])
-            mad = np.median(residual[inliers])
-            inliers = residual <= max(0.75, 3.0 * 1.4826 * mad)
-        support = float(inliers.sum()) / len(points)
-        cx, cy, r = fit
-    moved = np.hypot(cx - cx0, cy - cy0)
-    if support < 0.35 or moved > 0.3 * r0 + 1.5 or abs(r - r0) > 0.3 * r0 + 1.5 or r < 1.0:
-        return Refinement(
-            cx0, cy0, r0, support, False, edge_shape(points, strength, usable, cx0, cy0, r0)
-        )
-    return Refinement(cx, cy, r, support, True, edge_shape(points, strength, usable, cx, cy, r))
+            fit[fitting] = fit_circles(edges.points, np.where(inliers, edges.strength, 0.0))[
+                fitting
+            ]
+            residual = np.abs(
+                np.hypot(*(edges.points - fit[:, None, :2]).transpose(2, 0, 1)) - fit[:, 2:3]
+            )
+            mad = masked_median(residual, inliers)
+            threshold = np.maximum(0.75, 3.0 * 1.4826 * np.nan_to_num(mad))
+            inliers = np.where(
+                fitting[:, None], edges.usable & (residual <= threshold[:, None]), inliers
+            )
+        support = inliers.sum(axis=1) / edges.rays
+    moved = np.hypot(fit[:, 0] - start[:, 0], fit[:, 1] - start[:, 1])
+    slack = 0.3 * start[:, 2] + 1.5
+    accepted = (
+        alive
+        & (support >= 0.35)
+        & (moved <= slack)
+        & (np.abs(fit[:, 2] - start[:, 2]) <= slack)
+        & (fit[:, 2] >= 1.0)
+    )
+    final = np.where(accepted[:, None], fit, start)
+    shapes = edge_shapes(edges, final) if edges is not None else []
+    return [
+        Refinement(*map(float, final[i]), float(support[i]), bool(accepted[i]), shapes[i])
+        if alive[i]
+        else Refinement(*map(float, start[i]), 0.0, False)
+        for i in range(len(start))
+    ]
+
+
+def refine_circle(grey: np.ndarray, cx: float, cy: float, r: float, passes: int = 2) -> Refinement:
+    """Refine one circle (cx, cy, r); see `refine_circles`."""
+    return refine_circles(grey, np.array([[cx, cy, r]]), passes)[0]

@@ -6,7 +6,14 @@ import cv2
 import numpy as np
 import pytest
 
-from bentos.circle_detector.model.refine import fit_circle, refine_circle
+from bentos.circle_detector.model import refine
+from bentos.circle_detector.model.refine import (
+    fit_circle,
+    fit_circles,
+    masked_median,
+    refine_circle,
+    refine_circles,
+)
 from bentos.circle_detector.training.synthetic import circle_mask
 
 
@@ -20,6 +27,52 @@ def test_fit_circle_is_exact_on_exact_points() -> None:
     theta = np.linspace(0, 2 * np.pi, 50, endpoint=False)
     pts = np.column_stack([3.3 + 7.7 * np.cos(theta), -2.1 + 7.7 * np.sin(theta)])
     assert fit_circle(pts) == pytest.approx((3.3, -2.1, 7.7), abs=1e-9)
+
+
+def test_fit_circles_leaves_out_points_of_weight_zero() -> None:
+    theta = np.linspace(0, 2 * np.pi, 40, endpoint=False)
+    ring = np.column_stack([10 + 5 * np.cos(theta), 20 + 5 * np.sin(theta)])
+    wild = np.random.default_rng(1).uniform(-50, 50, (40, 2))
+    points = np.stack([np.vstack([ring, wild]), np.vstack([wild, ring])])
+    weights = np.stack([np.r_[np.ones(40), np.zeros(40)], np.r_[np.zeros(40), np.ones(40)]])
+    assert fit_circles(points, weights) == pytest.approx(np.array([[10, 20, 5]] * 2), abs=1e-9)
+
+
+def test_masked_median_matches_numpy_on_each_row() -> None:
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(6, 9))
+    mask = rng.random((6, 9)) < 0.6
+    mask[0] = True
+    mask[1] = False
+    expected = [np.median(v[m]) if m.any() else np.nan for v, m in zip(values, mask, strict=True)]
+    assert masked_median(values, mask) == pytest.approx(np.array(expected), nan_ok=True)
+
+
+def test_refining_many_at_once_equals_one_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Candidates of very different sizes share arrays padded to the largest; padding, chunking
+    and the per-candidate early exits must not leak from one candidate into another."""
+    grey = render(64.0, 64.0, 30.0, size=256)
+    grey[150:230, 150:230] = render(40.0, 40.0, 6.3, size=80)
+    grey[:80, 170:250] = 0.5  # flat: no edge at all
+    starts = np.array([
+        [65.0, 63.0, 28.0],  # a disc
+        [190.5, 189.0, 7.0],  # a small disc
+        [210.0, 40.0, 12.0],  # nothing there
+        [128.0, 128.0, 110.0],  # huge, mostly outside the image
+        [2.0, 60.0, 20.0],  # at the border, nothing there
+    ])  # fmt: skip
+    monkeypatch.setattr(refine, "CHUNK_ELEMENTS", 20_000)  # forces several chunks
+    together = refine_circles(grey, starts)
+    alone = [refine_circle(grey, *row) for row in starts]
+    assert [f.accepted for f in together] == [True, True, False, False, False]
+    for a, b in zip(together, alone, strict=True):
+        assert (a.cx, a.cy, a.r, a.support, a.accepted) == pytest.approx(
+            (b.cx, b.cy, b.r, b.support, b.accepted), abs=1e-9
+        )
+        assert np.r_[a.shape.harmonics, a.shape.residual, a.shape.strength] == pytest.approx(
+            np.r_[b.shape.harmonics, b.shape.residual, b.shape.strength], abs=1e-9
+        )
+    assert refine_circles(grey, np.zeros((0, 3))) == []
 
 
 @pytest.mark.parametrize(
