@@ -113,20 +113,22 @@ def edge_points(
     points = np.zeros((k, len(ray), 2))
     strength = np.zeros((k, len(ray)))
     usable = np.zeros((k, len(ray)), dtype=bool)
-    # Chunks of similar sample counts, so that padding wastes little and memory stays bounded.
+    # Chunks of similar sizes, each padded only to its own largest, so that padding wastes little
+    # and memory stays bounded.
     order = np.argsort(samples, kind="stable")
     while len(order):
-        widest = np.maximum.accumulate(samples[order]) * len(ray)
-        size = max(1, int(np.sum(np.arange(1, len(order) + 1) * widest <= CHUNK_ELEMENTS)))
+        padded = np.maximum.accumulate(samples[order]) * np.maximum.accumulate(rays[order])
+        size = max(1, int(np.sum(np.arange(1, len(order) + 1) * padded <= CHUNK_ELEMENTS)))
         idx, order = order[:size], order[size:]
         grid = np.arange(samples[idx].max())
         t = start[idx, None] + step[idx, None] * grid[None, :]  # (k, S)
         valid_t = grid[None, :] < samples[idx, None]
-        real_ray = ray[None, :] < rays[idx, None]
+        width = rays[idx].max()
+        real_ray = ray[None, :width] < rays[idx, None]
         chunk = _chunk_edges(
-            grey, circles[idx], sigma[idx], step[idx], t, valid_t, theta[idx], real_ray
+            grey, circles[idx], sigma[idx], step[idx], t, valid_t, theta[idx, :width], real_ray
         )
-        points[idx], strength[idx], usable[idx] = chunk
+        points[idx, :width], strength[idx, :width], usable[idx, :width] = chunk
     return Edges(points, strength, usable, theta, rays)
 
 
