@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -50,10 +51,35 @@ class BentoServer:
         return self.log_path.read_text(errors="replace")[-chars:]
 
 
+def ephemeral_ports() -> range:
+    """The kernel's range for implicitly chosen ports (bind to 0, a client's source port)."""
+    try:
+        low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999  # Linux's default
+    return range(low, high + 1)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port that is free now, drawn at random from below the kernel's ephemeral range.
+
+    A port from `bind(0)` lies in the ephemeral range, which outgoing connections also take
+    their source ports from: any client connecting anywhere could take it before the server
+    binds (it happened to a Bento's gRPC port in a test run). Ports below the range are never
+    handed out implicitly, so only another explicit choice can collide, and the bind check and
+    the random draw make that unlikely.
+    """
+    low = ephemeral_ports().start
+    candidates = range(10_000, low) if low > 11_000 else range(0)
+    for _ in range(100):
+        port = random.choice(candidates) if candidates else 0
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(s.getsockname()[1])
+    raise RuntimeError(f"no free port in {candidates}")
 
 
 def prepare_bentoml_home(home: Path, weights: Path | None = None) -> Path:
