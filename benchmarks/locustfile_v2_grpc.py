@@ -46,7 +46,7 @@ class ExplicitlyClosedClient(grpcclient.InferenceServerClient):
 
     tritonclient closes its channel again in `__del__`; under gevent, a channel close run by the
     collector can block forever (a CI run hung in grpc's `Channel._close` called from `__del__`).
-    grpc itself does not close channels in `__del__` for this kind of reason.
+    grpc itself leaves a channel open in `__del__`; `on_stop` closes it.
     """
 
     def __del__(self) -> None:
