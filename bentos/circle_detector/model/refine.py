@@ -79,13 +79,6 @@ def fit_circles(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.stack([cu + mean[:, 0, 0], cv + mean[:, 0, 1], r], axis=1)
 
 
-def fit_circle(points: np.ndarray, weights: np.ndarray | None = None) -> tuple[float, float, float]:
-    """One weighted algebraic circle fit: points (N, 2) -> (cx, cy, r)."""
-    w = np.ones(len(points)) if weights is None else np.asarray(weights, dtype=np.float64)
-    cx, cy, r = fit_circles(np.asarray(points, dtype=np.float64)[None], w[None])[0]
-    return float(cx), float(cy), float(r)
-
-
 @dataclass(frozen=True)
 class Edges:
     """One edge point per ray for each of K circles; rays padded to the most any circle has."""

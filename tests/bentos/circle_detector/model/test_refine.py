@@ -8,7 +8,6 @@ import pytest
 
 from bentos.circle_detector.model import refine
 from bentos.circle_detector.model.refine import (
-    fit_circle,
     fit_circles,
     masked_median,
     refine_circle,
@@ -26,7 +25,8 @@ def render(cx: float, cy: float, r: float, size: int = 128, fg: int = 200, bg: i
 def test_fit_circle_is_exact_on_exact_points() -> None:
     theta = np.linspace(0, 2 * np.pi, 50, endpoint=False)
     pts = np.column_stack([3.3 + 7.7 * np.cos(theta), -2.1 + 7.7 * np.sin(theta)])
-    assert fit_circle(pts) == pytest.approx((3.3, -2.1, 7.7), abs=1e-9)
+    fit = fit_circles(pts[None], np.ones((1, len(pts))))[0]
+    assert fit == pytest.approx(np.array([3.3, -2.1, 7.7]), abs=1e-9)
 
 
 def test_fit_circles_leaves_out_points_of_weight_zero() -> None:
