@@ -27,6 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.corpus import samples  # noqa: E402
+from bentos.circle_detector.commands.detect import positive_int  # noqa: E402
 
 WORKER = Path(__file__).with_name("model_versions_worker.py")
 
@@ -39,16 +40,6 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 64 or max(sizes) > 4096:
         raise argparse.ArgumentTypeError(f"sides must be 64 to 4096 px: {text!r}")
     return sizes
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def resolve(repo: Path, ref: str) -> str:
@@ -114,9 +105,9 @@ def table(refs: list[str], runs: dict[str, list[dict[str, list[float]]]]) -> str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("refs", nargs="+", help="git revisions to compare, `.` for the work tree")
-    parser.add_argument("--rounds", type=positive, default=2, help="alternating rounds (2)")
-    parser.add_argument("--repeats", type=positive, default=7, help="timed runs per image (7)")
-    parser.add_argument("--threads", type=positive, default=2, help="torch threads (2)")
+    parser.add_argument("--rounds", type=positive_int, default=2, help="alternating rounds (2)")
+    parser.add_argument("--repeats", type=positive_int, default=7, help="timed runs per image (7)")
+    parser.add_argument("--threads", type=positive_int, default=2, help="torch threads (2)")
     parser.add_argument("--sizes", type=parse_sizes, default=(256, 512, 1024),
                         help="synthetic image sides, comma-separated (256,512,1024)")  # fmt: skip
     parser.add_argument(

@@ -233,7 +233,6 @@ def refine_circles(grey: np.ndarray, circles: np.ndarray, passes: int = 2) -> li
     fit = start.copy()
     alive = np.ones(len(start), dtype=bool)  # enough usable rays in every pass so far
     support = np.zeros(len(start))
-    edges = None
     for pass_index in range(passes):
         # A wide, coarse search first, then a narrow one at a quarter pixel around its result.
         first = pass_index == 0 and passes > 1
@@ -269,7 +268,7 @@ def refine_circles(grey: np.ndarray, circles: np.ndarray, passes: int = 2) -> li
         & (fit[:, 2] >= 1.0)
     )
     final = np.where(accepted[:, None], fit, start)
-    shapes = edge_shapes(edges, final) if edges is not None else []
+    shapes = edge_shapes(edges, final)
     return [
         Refinement(*map(float, final[i]), float(support[i]), bool(accepted[i]), shapes[i])
         if alive[i]
