@@ -104,12 +104,14 @@ def serve_command(
     http_port: int | None, standalone: bool = False, bento: str | None = None
 ) -> list[str]:
     """`bentoml serve` (supervisor + worker), or the single-process launcher; `bento` serves a
-    built Bento (tag or folder) instead of the source tree; no `http_port`: the server's own
-    default (`PORT`)."""
+    built Bento (tag or folder) with `bentoml serve` instead of the source tree; no
+    `http_port`: the server's own default (`PORT`)."""
     port = ["--port", str(http_port)] if http_port else []
     if standalone:
+        if bento:
+            raise ValueError("the single-process launcher serves the source tree, not a Bento")
         return [sys.executable, "-m", "bentos.circle_detector.standalone", "--host", "127.0.0.1",
-                *port, *(["--bento", bento] if bento else [])]  # fmt: skip
+                *port]  # fmt: skip
     return [str(BENTOML), "serve", *([bento] if bento else []), "--host", "127.0.0.1", *port]
 
 

@@ -15,6 +15,7 @@ COMMANDS: dict[str, str] = {
     "detect": "bentos.circle_detector.commands.detect",
     "train": "bentos.circle_detector.training.train",
     "evaluate": "bentos.circle_detector.training.evaluate",
+    "export": "bentos.circle_detector.commands.export",
     "import-model": "bentos.circle_detector.commands.import_model",
     "infer": "bentos.circle_detector.commands.infer",
 }

@@ -2,7 +2,7 @@
 
 REST and gRPC translate their messages to `protocol.types` and call this; nothing here knows
 about HTTP or gRPC. Pre-processing (decoding, resizing) and refinement run on a thread pool
-beside the network, which is reached through `candidates` (the Bento's adaptive batcher).
+beside the network, which runs on its own thread behind the in-process adaptive batcher.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import io
 import math
+import time
 import warnings
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from . import metrics
+from .batching import AdaptiveBatcher
 from .model.detector import (
     DEFAULT_MAX_DETECTIONS,
     DEFAULT_SCORE_THRESHOLD,
@@ -49,8 +52,8 @@ OUTPUTS: dict[str, tuple[str, list[int]]] = {
     "scores": ("FP32", [-1, -1]),
 }
 MAX_DETECTIONS_LIMIT = 10_000
-
-Candidates = Callable[[list[Prepared]], Awaitable[list[np.ndarray]]]
+#: Runtime -> the V2 metadata's `platform` (Triton's names).
+PLATFORMS = {"onnxruntime": "onnxruntime_onnx", "torch": "pytorch_libtorch"}
 
 
 def _server_version() -> str:
@@ -61,13 +64,14 @@ def _server_version() -> str:
 
 
 class DataPlane:
-    """One model behind the V2 protocol; `candidates` is the batched network call."""
+    """One model behind the V2 protocol, its network calls batched across requests."""
 
     def __init__(
         self,
         detector: CircleDetector,
-        candidates: Candidates | None = None,
         *,
+        max_batch_size: int = 32,
+        max_latency_ms: float = 30_000,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_images: int = 64,
         max_request_pixels: int | None = None,
@@ -81,7 +85,12 @@ class DataPlane:
         #: All images of one request together (memory bound): 4 full-size images by default.
         self.max_request_pixels = max_request_pixels or 4 * max_pixels
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="v2-prep")
-        self._candidates = candidates or self._in_process_candidates
+        self.batcher: AdaptiveBatcher[Prepared, np.ndarray] = AdaptiveBatcher(
+            detector.candidates,
+            max_batch_size=max_batch_size,
+            max_latency_ms=max_latency_ms,
+            observer=metrics.observe_batch,
+        )
         self._ready = False
 
     # -- health and metadata ------------------------------------------------------------------
@@ -108,7 +117,7 @@ class DataPlane:
         return {
             "name": self.model_name,
             "versions": [self.model_version],
-            "platform": "pytorch",
+            "platform": PLATFORMS.get(self.detector.network.name, self.detector.network.name),
             "inputs": [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}],
             "outputs": [
                 {"name": name, "datatype": dt, "shape": shape}
@@ -135,7 +144,9 @@ class DataPlane:
         await self._infer(request)
         self._ready = True
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        self._ready = False
+        await self.batcher.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- inference ----------------------------------------------------------------------------
@@ -146,7 +157,15 @@ class DataPlane:
         self.check_model(name, version)
         if not self._ready:
             raise NotReady(f"model '{name}' is not ready yet")
-        return await self._infer(request)
+        started = time.perf_counter()
+        try:
+            response = await self._infer(request)
+        except Exception:
+            metrics.INFERENCES.labels(self.model_name, "failure").inc()
+            raise
+        metrics.INFERENCES.labels(self.model_name, "success").inc()
+        metrics.INFERENCE_SECONDS.labels(self.model_name).observe(time.perf_counter() - started)
+        return response
 
     async def _infer(self, request: InferRequest) -> InferResponse:
         image = self._image_input(request)
@@ -156,7 +175,7 @@ class DataPlane:
         prepared = await asyncio.gather(
             *(loop.run_in_executor(self._pool, self._prepare, i, item) for i, item in image)
         )
-        candidates = await self._candidates(list(prepared))
+        candidates = await self.batcher.submit(prepared)
         circles = await asyncio.gather(
             *(
                 loop.run_in_executor(self._pool, self.detector.finish, p, rows, score_threshold)
@@ -256,10 +275,6 @@ class DataPlane:
                 raise BadRequest(f"unknown output '{out.name}'; the model has {', '.join(OUTPUTS)}")
             wanted[out.name] = default if out.binary is None else out.binary
         return wanted
-
-    async def _in_process_candidates(self, prepared: list[Prepared]) -> list[np.ndarray]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.detector.candidates, prepared)
 
 
 def _header_pixels(data: bytes) -> int:

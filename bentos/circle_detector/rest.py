@@ -1,34 +1,36 @@
-"""V2 REST transport: a FastAPI app that only translates HTTP to the dataplane and back.
+"""V2 REST transport: a Starlette app that only translates HTTP to the dataplane and back.
 
-Mounted in the Bento with `@bentoml.asgi_app`; the service puts its `DataPlane` on
-`app.state.dataplane` when it starts. Errors become `{"error": "..."}` with the protocol's status.
+Plain Starlette rather than FastAPI: nothing here needs request models or generated docs (the
+protocol's OpenAPI document is KServe's), and FastAPI's import alone costs half a second of a
+cold start. The Bento mounts this app with `@bentoml.asgi_app`; the single-process launcher
+serves it itself. Whoever starts the model puts its `DataPlane` on `app.state.dataplane`.
+Errors become `{"error": "..."}` with the protocol's status.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .protocol import NotReady, PayloadTooLarge, ProtocolError
 from .protocol.rest_codec import HEADER_LENGTH, decode_body, encode_response, parse_request
 
-if TYPE_CHECKING:  # the dataplane pulls in torch; the Bento's CLI process must not
+if TYPE_CHECKING:
     from .dataplane import DataPlane
 
 logger = logging.getLogger(__name__)
 #: Bodies larger than this are parsed off the event loop.
 _THREAD_PARSE_BYTES = 1 << 20
-#: Default cap on an infer request body; the service sets `app.state.max_body_bytes`.
+#: Default cap on an infer request body; the server sets `app.state.max_body_bytes`.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
-
-router = APIRouter(prefix="/v2")
 
 
 def _dataplane(request: Request) -> DataPlane:
@@ -38,45 +40,43 @@ def _dataplane(request: Request) -> DataPlane:
     return dataplane
 
 
-@router.get("")
-async def server_metadata(request: Request) -> JSONResponse:
+def _version(request: Request) -> str | None:
+    return request.path_params.get("version")
+
+
+async def server_metadata(request: Request) -> Response:
     return JSONResponse(_dataplane(request).server_metadata())
 
 
-@router.get("/health/live")
-async def server_live(request: Request) -> JSONResponse:
+async def server_live(request: Request) -> Response:
     return JSONResponse({"live": True})
 
 
-@router.get("/health/ready")
-async def server_ready(request: Request) -> JSONResponse:
+async def server_ready(request: Request) -> Response:
     if not _dataplane(request).ready():
         raise NotReady("the model is loading or warming up")
     return JSONResponse({"ready": True})
 
 
-@router.get("/models/{name}")
-@router.get("/models/{name}/versions/{version}")
-async def model_metadata(request: Request, name: str, version: str | None = None) -> JSONResponse:
-    return JSONResponse(_dataplane(request).model_metadata(name, version))
+async def model_metadata(request: Request) -> Response:
+    name = request.path_params["name"]
+    return JSONResponse(_dataplane(request).model_metadata(name, _version(request)))
 
 
-@router.get("/models/{name}/ready")
-@router.get("/models/{name}/versions/{version}/ready")
-async def model_ready(request: Request, name: str, version: str | None = None) -> JSONResponse:
-    if not _dataplane(request).model_ready(name, version):
+async def model_ready(request: Request) -> Response:
+    name = request.path_params["name"]
+    if not _dataplane(request).model_ready(name, _version(request)):
         raise NotReady(f"model '{name}' is loading or warming up")
     return JSONResponse({"name": name, "ready": True})
 
 
-@router.post("/models/{name}/infer")
-@router.post("/models/{name}/versions/{version}/infer")
-async def infer(request: Request, name: str, version: str | None = None) -> Response:
+async def infer(request: Request) -> Response:
     dataplane = _dataplane(request)
+    name, version = request.path_params["name"], _version(request)
     dataplane.check_model(name, version)
-    body = await _read_body(request)
+    limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    body = await _read_body(request, limit)
     if "content-encoding" in request.headers:
-        limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         body = await run_in_threadpool(
             decode_body, body, request.headers["content-encoding"], limit
         )
@@ -96,9 +96,8 @@ async def infer(request: Request, name: str, version: str | None = None) -> Resp
     )
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
     """The body, refused with 413 as soon as it is known to be over the limit."""
-    limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
@@ -111,43 +110,49 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def _protocol_error(request: Request, exc: Exception) -> JSONResponse:
+async def _protocol_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProtocolError)
     return JSONResponse({"error": exc.message}, status_code=exc.http_status)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
     return JSONResponse(
         {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
     )
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"error": f"invalid request: {exc}"}, status_code=400)
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unexpected error serving %s", request.url.path)
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    logger.error("unexpected error serving %s", request.url.path, exc_info=exc)
     return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
 
 
-def create_app() -> FastAPI:
-    """The ASGI app holding the V2 routes (no docs pages: BentoML serves its own)."""
-    app = FastAPI(
-        title="circle-detector V2",
-        docs_url=None,
-        redoc_url=None,
-        openapi_url=None,
+def _routes() -> list[Route]:
+    routes = [
+        Route("/v2", server_metadata, methods=["GET"]),
+        Route("/v2/health/live", server_live, methods=["GET"]),
+        Route("/v2/health/ready", server_ready, methods=["GET"]),
+    ]
+    for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
+        routes += [
+            Route(base, model_metadata, methods=["GET"]),
+            Route(f"{base}/ready", model_ready, methods=["GET"]),
+            Route(f"{base}/infer", infer, methods=["POST"]),
+        ]
+    return routes
+
+
+def create_app(extra_routes: list[Route] | None = None, lifespan: Any = None) -> Starlette:
+    """The ASGI app holding the V2 routes (and `extra_routes`, e.g. `/metrics`)."""
+    return Starlette(
+        routes=[*_routes(), *(extra_routes or [])],
+        lifespan=lifespan,
         exception_handlers={
             ProtocolError: _protocol_error,
-            StarletteHTTPException: _http_error,
-            RequestValidationError: _validation_error,
+            HTTPException: _http_error,
             Exception: _unexpected,
         },
     )
-    app.include_router(router)
-    return app
 
 
 class V2Dispatch:

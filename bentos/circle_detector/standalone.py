@@ -1,31 +1,32 @@
-"""Serve the Bento in one process: BentoML's own HTTP worker, without the circus supervisor.
+"""Serve the model in one process: the V2 app on uvicorn, without BentoML's supervisor.
 
-`bentoml serve` imports the service in a supervisor process and then starts a worker that
-imports it again, torch included; that costs about a second of every cold start on 2 cores.
-This runs the same worker code (`_bentoml_impl.worker.service`: same ASGI app, batcher, metrics,
-V2 routes and gRPC server) directly in one process, for scale-to-zero deployments where the time
-to the first answer matters. One worker only: scale with replicas.
+`bentoml serve` starts a supervisor process that imports the service, then a worker that
+imports it again with BentoML's whole serving stack. This runs the same V2 app, dataplane,
+batcher and gRPC server in a single process that imports neither BentoML nor torch, for
+scale-to-zero deployments where the time to the first answer matters; it is the entrypoint of
+the container image. One process: scale with replicas.
 
-    python -m bentos.circle_detector.standalone [--host 0.0.0.0] [--port 3000] [--bento B]
+    python -m bentos.circle_detector.standalone [--host 0.0.0.0] [--port 3000] [--model-dir D]
 
-The port defaults to `BENTOML_PORT`, then `PORT` (Knative), then 3000. `--bento` serves a built
-Bento (a tag in the store, or its folder, e.g. `/home/bentoml/bento` in a Bento container) with
-the models packed in it; by default the service is imported from the source tree and its model
-comes from `$BENTOML_HOME`'s store.
+The port defaults to `BENTOML_PORT`, then `PORT` (Knative), then 3000. The model is the
+folder `--model-dir` names, or `CIRCLE_DETECTOR_MODEL_TAG` in `$BENTOML_HOME`'s model store.
+Every other setting is the Bento's (`settings.py`). Ctrl-C or SIGTERM stops it cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
-import atexit
+import asyncio
+import contextlib
+import logging
 import os
-import shutil
 import socket
 import sys
-import tempfile
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
 
-SERVICE = "bentos.circle_detector.service:CircleDetectorService"
+logger = logging.getLogger("circle_detector")
 
 
 def _default_port() -> int:
@@ -35,7 +36,7 @@ def _default_port() -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bentos.circle_detector.standalone",
-        description="Serve the circle-detector Bento in a single process (fast cold start).",
+        description="Serve the circle detector's V2 API in a single process (fast cold start).",
     )
     parser.add_argument(
         "--host",
@@ -48,17 +49,51 @@ def build_parser() -> argparse.ArgumentParser:
         default=_default_port(),
         help="HTTP port (default: $BENTOML_PORT, else $PORT, else 3000)",
     )
-    parser.add_argument("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
     parser.add_argument(
-        "--bento",
-        default=SERVICE,
-        help="built Bento tag or folder, or a service import path (default %(default)s)",
+        "--model-dir",
+        type=Path,
+        default=None,
+        help="model folder to serve (default: CIRCLE_DETECTOR_MODEL_TAG from the model store)",
+    )
+    parser.add_argument("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
+    parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
     )
     return parser
 
 
+def _metrics_route() -> Any:
+    from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def metrics(request: Any) -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    return Route("/metrics", metrics, methods=["GET"])
+
+
+def build_app(server: Any) -> Any:
+    """The V2 app with `/metrics`, serving `server` (a `ModelServer`) from start-up on."""
+    from . import rest
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[None]:
+        server.attach(app)
+        warm_up = asyncio.create_task(server.start())  # liveness answers meanwhile
+        yield
+        warm_up.cancel()
+        await server.stop()
+
+    return rest.create_app([_metrics_route()], lifespan=lifespan)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -67,22 +102,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
-    # BentoML's metrics run in Prometheus multiprocess mode; give this process its own folder.
-    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        metrics_dir = tempfile.mkdtemp(prefix="bento-metrics-")
-        atexit.register(shutil.rmtree, metrics_dir, ignore_errors=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    from _bentoml_impl.worker.service import main as worker_main
-    from bentoml.exceptions import BentoMLException
+    from .model.artifacts import ModelFileError
+    from .settings import SettingsError, load_settings
 
     try:
-        worker_main.main(
-            args=[args.bento, "--fd", str(sock.fileno()), "--backlog", str(args.backlog)],
-            standalone_mode=False,
-        )
-    except BentoMLException as exc:
+        settings = load_settings()
+        from . import model_store
+        from .server import ModelServer
+
+        folder = args.model_dir or model_store.model_folder(settings.model_tag)
+        server = ModelServer(folder, settings)
+    except (SettingsError, ModelFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    import uvicorn
+
+    sock.listen(args.backlog)
+    config = uvicorn.Config(
+        build_app(server),
+        backlog=args.backlog,
+        access_log=args.access_log,
+        log_level=args.log_level,
+        lifespan="on",
+    )
+    # The socket object itself, not its fd: uvicorn would rebuild an fd as a Unix socket, and
+    # asyncio sets TCP_NODELAY only on TCP ones (without it Nagle's algorithm and delayed ACKs
+    # add 40 ms to every response).
+    uvicorn.Server(config).run(sockets=[sock])
     return 0
 
 

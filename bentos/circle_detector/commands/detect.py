@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ..model.runtimes import RUNTIMES
+
 HELP = "Detect circles in image files with the committed model, in-process."
 
 
@@ -23,7 +25,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--max-detections", type=positive_int, default=100, help="per image (default 100)"
     )
     parser.add_argument(
-        "--weights", type=Path, default=None, help="weights file (default: shipped)"
+        "--weights",
+        type=Path,
+        default=None,
+        help="model folder or checkpoint file (default: the committed model)",
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="onnx",
+        help="network runtime: ONNX Runtime or torch (default onnx)",
     )
 
 
@@ -48,14 +59,15 @@ def positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..model.artifacts import ModelFileError
     from ..model.detector import DEFAULT_SCORE_THRESHOLD, CircleDetector
     from ..model.imageio import ImageDecodeError, decode_image
 
     threshold = DEFAULT_SCORE_THRESHOLD if args.score_threshold is None else args.score_threshold
     try:
-        detector = CircleDetector.load(args.weights)
-    except Exception as exc:  # any unreadable checkpoint: torch raises many kinds
-        print(f"error: cannot load weights {args.weights}: {exc}", file=sys.stderr)
+        detector = CircleDetector.load(args.weights, args.runtime)
+    except ModelFileError as exc:
+        print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
     results: dict[str, list[dict]] = {}
     failed = 0

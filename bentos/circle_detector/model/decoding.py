@@ -1,45 +1,51 @@
-"""Turning the network's dense outputs into candidate circles (CenterNet max-pool NMS)."""
+"""Turning the network's dense outputs into candidate circles (CenterNet max-pool NMS).
+
+NumPy and OpenCV only: serving never imports torch, whichever runtime ran the network.
+"""
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
-import torch
-from torch.nn import functional as F
 
-from .network import STRIDE
+from .spec import STRIDE
+
+_NEIGHBOURHOOD = np.ones((3, 3), dtype=np.uint8)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function, in the input's precision, without overflow warnings."""
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
 
 
 def decode_candidates(
-    heatmap_logits: torch.Tensor,
-    offset: torch.Tensor,
-    log_radius: torch.Tensor,
+    heatmap_logits: np.ndarray,
+    offset: np.ndarray,
+    log_radius: np.ndarray,
     max_candidates: int = 100,
     min_score: float = 0.05,
 ) -> list[np.ndarray]:
     """Peaks of the heatmap as circles in network-input pixels.
 
-    Returns one float32 array (K, 4) per image with rows (cx, cy, r, raw_score); a cell is a peak
-    when it equals the maximum of its 3x3 neighbourhood.
+    Inputs are the network's outputs, (N, 1, H, W), (N, 2, H, W) and (N, 1, H, W). Returns one
+    float32 array (K, 4) per image with rows (cx, cy, r, raw_score), best first; a cell is a
+    peak when it equals the maximum of its 3x3 neighbourhood (cells outside count as -inf).
     """
-    heat = torch.sigmoid(heatmap_logits)
-    peaks = F.max_pool2d(heat, 3, stride=1, padding=1)
-    heat = torch.where(peaks == heat, heat, torch.zeros_like(heat))
-    n, _, h, w = heat.shape
-    k = min(max_candidates, h * w)
-    scores, index = heat.view(n, -1).topk(k, dim=1)
-    ys = torch.div(index, w, rounding_mode="floor")
-    xs = index % w
-    off = offset.view(n, 2, -1)
-    radius = log_radius.view(n, -1)
+    heat = sigmoid(np.asarray(heatmap_logits, dtype=np.float32)[:, 0])
     results = []
-    for i in range(n):
-        keep = scores[i] >= min_score
-        idx = index[i][keep]
-        cx = (xs[i][keep].float() + off[i, 0, idx]) * STRIDE
-        cy = (ys[i][keep].float() + off[i, 1, idx]) * STRIDE
-        r = torch.exp(radius[i, idx]) * STRIDE
-        rows = torch.stack([cx, cy, r, scores[i][keep]], dim=1)
-        results.append(rows.detach().cpu().numpy().astype(np.float32))
+    for i in range(len(heat)):
+        peaks = cv2.dilate(heat[i], _NEIGHBOURHOOD)  # 3x3 max pool; the border never wins
+        flat = np.where(peaks == heat[i], heat[i], 0.0).ravel()
+        index = np.flatnonzero(flat >= min_score)
+        if len(index) > max_candidates:
+            index = index[np.argpartition(-flat[index], max_candidates - 1)[:max_candidates]]
+        index = index[np.argsort(-flat[index], kind="stable")]
+        ys, xs = np.divmod(index, heat.shape[2])
+        cx = (xs + offset[i, 0].ravel()[index]) * STRIDE
+        cy = (ys + offset[i, 1].ravel()[index]) * STRIDE
+        r = np.exp(log_radius[i, 0].ravel()[index]) * STRIDE
+        results.append(np.stack([cx, cy, r, flat[index]], axis=1).astype(np.float32))
     return results
 
 

@@ -1,30 +1,42 @@
 """The in-process detector: images in, calibrated circles in original-image pixels out.
 
 This is the one place where the model's logic lives; the CLI, the Bento and the benchmarks all
-call `CircleDetector.detect`.
+call `CircleDetector`. It needs neither torch nor onnxruntime itself: the network is a
+`runtimes.Network`, ONNX Runtime (the default) or torch, and everything around it is NumPy and
+OpenCV.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
+from .artifacts import (
+    CHECKPOINT_FILE,
+    MODEL_DIR,
+    MODEL_NAME,
+    WEIGHTS_PATH,
+    ModelFileError,
+    ModelInfo,
+    onnx_path,
+    read_metadata,
+)
 from .decoding import circle_nms, decode_candidates
 from .imageio import to_gray_float
-from .network import PAD_MULTIPLE, CircleNet
 from .refine import refine_circles
+from .runtimes import RUNTIMES, Network, OnnxNetwork, TorchNetwork
 from .scoring import Scorer, edge_features, image_noise
+from .spec import PAD_MULTIPLE
 
-MODEL_NAME = "circle-detector"
-WEIGHTS_PATH = Path(__file__).parent / "weights" / "circle_detector.pt"
+__all__ = ["MODEL_NAME", "WEIGHTS_PATH", "CircleDetector", "ModelInfo", "Prepared", "prepare"]
+
 #: The documented operating point: scores are calibrated so that 0.5 means "more likely than not".
 DEFAULT_SCORE_THRESHOLD = 0.5
 DEFAULT_MAX_DETECTIONS = 100
@@ -54,14 +66,6 @@ class Circle:
             "radius": round(self.r, 2),
             "score": round(self.score, 4),
         }
-
-
-@dataclass
-class ModelInfo:
-    name: str = MODEL_NAME
-    version: str = "0"
-    config: dict[str, Any] = field(default_factory=dict)
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,69 +105,65 @@ def padded_shape(array: np.ndarray) -> tuple[int, int]:
     )
 
 
-def stack_padded(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+def stack_padded(arrays: Sequence[np.ndarray]) -> np.ndarray:
     """Zero-pad (the standardised mean) same-shaped 2-D arrays to one (N, 1, H, W) batch."""
     height, width = padded_shape(arrays[0])
     batch = np.zeros((len(arrays), 1, height, width), dtype=np.float32)
     for i, a in enumerate(arrays):
         batch[i, 0, : a.shape[0], : a.shape[1]] = a
-    return torch.from_numpy(batch)
+    return batch
 
 
 class CircleDetector:
-    """Loads the committed weights once and detects circles in batches of images."""
+    """A network runtime with the model's score: detects circles in batches of images."""
 
     def __init__(
         self,
-        net: torch.nn.Module,
+        network: Network,
         info: ModelInfo,
         scorer: Scorer | None = None,
         max_side: int = DEFAULT_MAX_SIDE,
     ) -> None:
-        # NHWC: oneDNN's CPU convolutions are about 1.2x faster on it than on NCHW.
-        self.net = net.eval().to(memory_format=torch.channels_last)
+        self.network = network
         self.info = info
-        self.scorer = (scorer or Scorer()).eval()
+        self.scorer = scorer or Scorer()
         self.max_side = max_side
 
     @classmethod
     def load(
-        cls, path: str | Path | None = None, max_side: int = DEFAULT_MAX_SIDE
+        cls,
+        path: str | Path | None = None,
+        runtime: str = "onnx",
+        threads: int = 0,
+        max_side: int = DEFAULT_MAX_SIDE,
     ) -> CircleDetector:
-        """Load weights saved by `save` (the committed file by default)."""
-        checkpoint = torch.load(Path(path or WEIGHTS_PATH), map_location="cpu", weights_only=True)
-        return cls.from_checkpoint(checkpoint, max_side=max_side)
+        """Load a model folder (the committed one by default) or a torch checkpoint file.
 
-    @classmethod
-    def from_checkpoint(
-        cls, checkpoint: dict[str, Any], max_side: int = DEFAULT_MAX_SIDE
-    ) -> CircleDetector:
-        config = dict(checkpoint.get("config", {}))
-        net = CircleNet(**config)
-        net.load_state_dict(checkpoint["state_dict"])
-        info = ModelInfo(
-            name=checkpoint.get("name", MODEL_NAME),
-            version=str(checkpoint.get("version", "0")),
-            config=config,
-            metadata=dict(checkpoint.get("metadata", {})),
-        )
-        scorer = Scorer.from_state_dict(checkpoint["scorer"]) if "scorer" in checkpoint else None
-        return cls(net, info, scorer, max_side=max_side)
+        `runtime="onnx"` runs the folder's exported network with ONNX Runtime; given a
+        checkpoint file instead, it exports that network in memory first (torch needed).
+        `runtime="torch"` runs the checkpoint's network with torch. Unreadable or inconsistent
+        files raise `ModelFileError`.
+        """
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}; use one of {', '.join(RUNTIMES)}")
+        path = Path(path) if path is not None else MODEL_DIR
+        if not path.exists():
+            raise ModelFileError(f"{path} does not exist")
+        if path.is_dir() and runtime == "onnx":
+            info, scorer, _ = read_metadata(path)
+            network: Network = OnnxNetwork(onnx_path(path), threads)
+            return cls(network, info, scorer, max_side)
+        from .checkpoint import load_checkpoint
 
-    def checkpoint(self) -> dict[str, Any]:
-        return {
-            "name": self.info.name,
-            "version": self.info.version,
-            "config": self.info.config,
-            "metadata": self.info.metadata,
-            "scorer": self.scorer.state_dict(),
-            "state_dict": {k: v.contiguous() for k, v in self.net.state_dict().items()},
-        }
+        net, info, scorer = load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path)
+        if runtime == "torch":
+            network = TorchNetwork(net, threads)
+        else:
+            from .export import onnx_bytes
 
-    def save(self, path: str | Path) -> None:
-        torch.save(self.checkpoint(), Path(path))
+            network = OnnxNetwork(onnx_bytes(net), threads)
+        return cls(network, info, scorer, max_side)
 
-    @torch.inference_mode()
     def candidates(self, prepared: Sequence[Prepared]) -> list[np.ndarray]:
         """Raw candidates (cx, cy, r, heat) in original pixels, before refinement.
 
@@ -176,8 +176,7 @@ class CircleDetector:
         decoded: list[np.ndarray] = [np.zeros((0, 4), dtype=np.float32)] * len(prepared)
         for members in groups.values():
             batch = stack_padded([prepared[i].tensor for i in members])
-            batch = batch.contiguous(memory_format=torch.channels_last)
-            outputs = decode_candidates(*self.net(batch), min_score=MIN_CANDIDATE_SCORE)
+            outputs = decode_candidates(*self.network(batch), min_score=MIN_CANDIDATE_SCORE)
             for i, rows in zip(members, outputs, strict=True):
                 decoded[i] = rows
         out = []

@@ -11,10 +11,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-#: Output stride of the heatmap relative to the network input.
-STRIDE = 4
-#: Inputs are padded to a multiple of this (the deepest stride).
-PAD_MULTIPLE = 32
+from .spec import PAD_MULTIPLE, STRIDE
+
+__all__ = ["PAD_MULTIPLE", "STRIDE", "CircleNet"]
 
 
 def conv_bn_relu(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:

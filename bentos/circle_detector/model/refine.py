@@ -12,6 +12,7 @@ per-candidate Python and NumPy call overhead, not arithmetic, was what a refinem
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -21,6 +22,8 @@ FINE_STEP = 0.25  # px between samples along a ray in the final pass
 MIN_RAYS, MAX_RAYS = 24, 180  # rays per circle, about one per 1.5 px of circumference
 #: Most (candidate, ray, sample) elements sampled at once; bounds the memory of huge circles.
 CHUNK_ELEMENTS = 1_000_000
+#: What one more chunk costs (NumPy call overhead), in sampled elements' worth of arithmetic.
+CHUNK_OVERHEAD_ELEMENTS = 12_000
 
 
 @dataclass(frozen=True)
@@ -59,24 +62,30 @@ def masked_median(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.where(n > 0, (lo + hi) / 2, np.nan)
 
 
-def weighted_lstsq(design: np.ndarray, target: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Per row k, the minimum-norm solution of the least squares problem weighted by weights[k]:
-    design (K, N, P), target (K, N), weights (K, N) >= 0 (0 leaves a point out) -> (K, P)."""
-    root = np.sqrt(weights)[..., None]
-    return (np.linalg.pinv(design * root) @ (target[..., None] * root))[..., 0]
-
-
 def fit_circles(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted algebraic (Kasa) circle fits: points (K, N, 2), weights (K, N) -> (K, 3) of
-    (cx, cy, r); a weight of 0 leaves a point out."""
-    total = np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
-    mean = (points * weights[..., None]).sum(axis=1, keepdims=True) / total[..., None]
-    u, v = (points - mean).transpose(2, 0, 1)
-    design = np.stack([u, v, np.ones_like(u)], axis=-1)
-    cu, cv, c = weighted_lstsq(design, u**2 + v**2, weights).T
-    cu, cv = cu / 2, cv / 2
+    (cx, cy, r); a weight of 0 leaves a point out.
+
+    About the weighted mean the normal equations of u^2 + v^2 = 2a u + 2b v + c decouple: c is
+    the weighted mean of u^2 + v^2 and (a, b) solve a 2x2 system, so each fit is closed form.
+    Collinear points (no circle) get a = b = 0, as the minimum-norm least-squares solution does.
+    """
+    total = np.maximum(weights.sum(axis=1), 1e-12)
+    mean = np.einsum("kn,knd->kd", weights, points) / total[:, None]
+    u = points[..., 0] - mean[:, None, 0]
+    v = points[..., 1] - mean[:, None, 1]
+    t = u * u + v * v
+    wu, wv = weights * u, weights * v
+    suu, svv, suv = (wu * u).sum(1), (wv * v).sum(1), (wu * v).sum(1)
+    sut, svt = (wu * t).sum(1), (wv * t).sum(1)
+    c = (weights * t).sum(1) / total
+    det = suu * svv - suv * suv
+    solvable = det > 1e-12 * np.maximum(suu * svv, 1e-300)
+    safe = np.where(solvable, det, 1.0)
+    cu = np.where(solvable, (svv * sut - suv * svt) / safe, 0.0) / 2
+    cv = np.where(solvable, (suu * svt - suv * sut) / safe, 0.0) / 2
     r = np.sqrt(np.maximum(c + cu**2 + cv**2, 1e-12))
-    return np.stack([cu + mean[:, 0, 0], cv + mean[:, 0, 1], r], axis=1)
+    return np.stack([cu + mean[:, 0], cv + mean[:, 1], r], axis=1)
 
 
 @dataclass(frozen=True)
@@ -106,13 +115,7 @@ def edge_points(
     points = np.zeros((k, len(ray), 2))
     strength = np.zeros((k, len(ray)))
     usable = np.zeros((k, len(ray)), dtype=bool)
-    # Chunks of similar sizes, each padded only to its own largest, so that padding wastes little
-    # and memory stays bounded.
-    order = np.argsort(samples, kind="stable")
-    while len(order):
-        padded = np.maximum.accumulate(samples[order]) * np.maximum.accumulate(rays[order])
-        size = max(1, int(np.sum(np.arange(1, len(order) + 1) * padded <= CHUNK_ELEMENTS)))
-        idx, order = order[:size], order[size:]
+    for idx in size_groups(rays, samples):
         grid = np.arange(samples[idx].max())
         t = start[idx, None] + step[idx, None] * grid[None, :]  # (k, S)
         valid_t = grid[None, :] < samples[idx, None]
@@ -123,6 +126,38 @@ def edge_points(
         )
         points[idx, :width], strength[idx, :width], usable[idx, :width] = chunk
     return Edges(points, strength, usable, theta, rays)
+
+
+def size_groups(rays: np.ndarray, samples: np.ndarray) -> list[np.ndarray]:
+    """Split circles into chunks that are sampled together, each padded to its own largest.
+
+    Sorted by size, a chunk's padded cost is its count times its largest rays x samples; the
+    split minimises the padded elements plus a fixed overhead per chunk (dynamic programming
+    over the sorted order), within CHUNK_ELEMENTS per chunk. A 6 px circle padded to a 120 px
+    one's samples wastes most of the arithmetic; one chunk per circle wastes the call overhead.
+    """
+    order = np.argsort(rays * samples, kind="stable")
+    # Rays and samples both grow with the radius, so a prefix's largest is near its end.
+    width = np.maximum.accumulate(rays[order]).tolist()
+    depth = np.maximum.accumulate(samples[order]).tolist()
+    n = len(order)
+    best = [0.0] + [math.inf] * n
+    cut = [0] * (n + 1)
+    for end in range(1, n + 1):
+        size = width[end - 1] * depth[end - 1]
+        for begin in range(end - 1, -1, -1):
+            padded = (end - begin) * size
+            if padded > CHUNK_ELEMENTS and begin < end - 1:
+                break
+            cost = best[begin] + CHUNK_OVERHEAD_ELEMENTS + padded
+            if cost < best[end]:
+                best[end], cut[end] = cost, begin
+    groups = []
+    end = n
+    while end > 0:
+        groups.append(order[cut[end] : end])
+        end = cut[end]
+    return groups[::-1]
 
 
 def _remap(grey: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
@@ -158,29 +193,39 @@ def _chunk_edges(
     map_x = (cx + t[:, None, :] * cos[..., None]).astype(np.float32)
     map_y = (cy + t[:, None, :] * sin[..., None]).astype(np.float32)
     h, w = grey.shape
-    outside = (map_x < 0) | (map_x > w - 1) | (map_y < 0) | (map_y > h - 1)
-    valid_ray = real_ray & ~(outside & valid_t[:, None, :]).any(axis=2)
+    # A ray is a segment and the image a convex rectangle: it stays inside when both ends do.
+    ends = np.stack([t[:, 0], t[np.arange(len(t)), valid_t.sum(axis=1) - 1]], axis=1)
+    ends_x = (cx + ends[:, None, :] * cos[..., None]).astype(np.float32)  # as map_x computes
+    ends_y = (cy + ends[:, None, :] * sin[..., None]).astype(np.float32)
+    outside = ((ends_x < 0) | (ends_x > w - 1) | (ends_y < 0) | (ends_y > h - 1)).any(axis=2)
+    valid_ray = real_ray & ~outside
     deriv = np.diff(_remap(grey, map_x, map_y), axis=2) / step[:, None, None]
     t_mid = (t[:, :-1] + t[:, 1:]) / 2
     valid_d = valid_t[:, 1:][:, None, :]
     prior = np.exp(-0.5 * ((t_mid - r[:, :, 0]) / sigma[:, None]) ** 2)[:, None, :]
     # One polarity per circle: bright-on-dark or dark-on-bright, decided by its rays.
-    signed = deriv * prior
-    rising = np.where(real_ray, np.where(valid_d, signed, -np.inf).max(axis=2), 0).sum(axis=1)
-    falling = np.where(real_ray, -np.where(valid_d, signed, np.inf).min(axis=2), 0).sum(axis=1)
+    score = deriv * prior
+    rising = score.max(axis=2, where=valid_d, initial=-np.inf).sum(axis=1, where=real_ray)
+    falling = -score.min(axis=2, where=valid_d, initial=np.inf).sum(axis=1, where=real_ray)
     polarity = np.where(rising >= falling, 1.0, -1.0)[:, None, None]
-    score = np.where(valid_d, polarity * signed, -np.inf)
-    peak = np.argmax(score, axis=2)[..., None]
-    last = (valid_t.sum(axis=1) - 2)[:, None, None]
-    s0 = np.take_along_axis(score, np.clip(peak - 1, 0, last), axis=2)[..., 0]
-    s1 = np.take_along_axis(score, peak, axis=2)[..., 0]
-    s2 = np.take_along_axis(score, np.clip(peak + 1, 0, last), axis=2)[..., 0]
+    score *= polarity
+    np.copyto(score, -np.inf, where=~valid_d)
+    peak = np.argmax(score, axis=2)
+    # Gathers along the sample axis as flat indices: (candidate, ray) rows of S samples each.
+    k, rays, samples = score.shape
+    row = np.arange(k * rays).reshape(k, rays) * samples
+    last = (valid_t.sum(axis=1) - 2)[:, None]
+    flat = score.reshape(-1)
+    s0 = flat[row + np.clip(peak - 1, 0, last)]
+    s1 = flat[row + peak]
+    s2 = flat[row + np.clip(peak + 1, 0, last)]
     denom = s0 - 2 * s1 + s2
     with np.errstate(invalid="ignore", divide="ignore"):
         shift = np.where(np.abs(denom) > 1e-9, 0.5 * (s0 - s2) / denom, 0.0)
-    shift = np.clip(np.nan_to_num(shift), -1.0, 1.0)
-    radius = np.take_along_axis(t_mid, peak[..., 0], axis=1) + shift * step[:, None]
-    strength = polarity[..., 0] * np.take_along_axis(deriv, peak, axis=2)[..., 0]
+    np.clip(shift, -1.0, 1.0, out=shift)
+    shift[np.isnan(shift)] = 0.0
+    radius = t_mid.reshape(-1)[np.arange(k)[:, None] * samples + peak] + shift * step[:, None]
+    strength = polarity[..., 0] * deriv.reshape(-1)[row + peak]
     points = np.stack([cx[..., 0] + radius * cos, cy[..., 0] + radius * sin], axis=-1)
     return points, strength, valid_ray & (strength > 0)
 
@@ -197,7 +242,14 @@ def edge_shapes(edges: Edges, circles: np.ndarray) -> list[EdgeShape]:
         [np.ones_like(theta)] + [f(k * theta) for k in (1, 2, 3, 4) for f in (np.cos, np.sin)],
         axis=-1,
     )
-    coef = weighted_lstsq(basis, deviation, usable.astype(np.float64))
+    # Harmonics are measured only with 10 usable rays or more: at distinct angles, those make
+    # the 9 x 9 normal equations of a degree-4 trigonometric fit regular.
+    coef = np.zeros((len(circles), basis.shape[2]))
+    measured = count >= 10
+    if measured.any():
+        weighted = (basis[measured] * usable[measured, :, None]).transpose(0, 2, 1)
+        normal = weighted @ basis[measured]
+        coef[measured] = np.linalg.solve(normal, weighted @ deviation[measured, :, None])[..., 0]
     scale = np.maximum(circles[:, 2], 1.0)
     unexplained = np.where(usable, deviation - (basis @ coef[..., None])[..., 0], 0.0)
     roughness = np.sqrt((unexplained**2).sum(axis=1) / np.maximum(count, 1))

@@ -8,6 +8,9 @@ refinement measures the edge at full resolution and can. The score is therefore
 fitted by log loss on fresh scenes, so it is calibrated: 0.5 means "more likely than not". The
 edge term is bounded, so a candidate whose heat cannot reach a threshold whatever its edge looks
 like is skipped before the (comparatively costly) refinement.
+
+Scoring is NumPy only, so that serving needs no torch; training fits the same function as a torch
+module (`training.scoring_fit`) and hands its parameters over as a state dict.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
 from .refine import Refinement
 
@@ -85,46 +86,84 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-class Scorer(nn.Module):
-    """Heat logit plus a bounded correction from the edge features; untrained it is the heat."""
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-z))
+
+
+#: State-dict keys, as the torch module that fits the score names its parameters.
+STATE_KEYS = (
+    "heat_weight",
+    "bias",
+    "bound",
+    "mean",
+    "std",
+    "edge.0.weight",
+    "edge.0.bias",
+    "edge.2.weight",
+    "edge.2.bias",
+)
+
+
+class Scorer:
+    """Heat logit plus a bounded correction from the edge features; unfitted it is the heat.
+
+    The correction is a one-hidden-layer MLP of the standardised features (ReLU), squashed by
+    `bound * tanh(. / bound)`.
+    """
 
     def __init__(self, n_features: int = len(FEATURE_NAMES), hidden: int = HIDDEN) -> None:
-        super().__init__()
-        self.heat_weight = nn.Parameter(torch.tensor(1.0))
-        self.bias = nn.Parameter(torch.tensor(0.0))
-        self.register_buffer("bound", torch.tensor(BOUND))
-        self.register_buffer("mean", torch.zeros(n_features))
-        self.register_buffer("std", torch.ones(n_features))
-        self.edge = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        nn.init.zeros_(self.edge[2].weight)
-        nn.init.zeros_(self.edge[2].bias)
+        self.heat_weight = 1.0
+        self.bias = 0.0
+        self.bound = BOUND
+        self.mean = np.zeros(n_features)
+        self.std = np.ones(n_features)
+        self.hidden_weight = np.zeros((hidden, n_features))
+        self.hidden_bias = np.zeros(hidden)
+        self.out_weight = np.zeros((1, hidden))
+        self.out_bias = np.zeros(1)
 
-    def forward(self, heat_logit: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+    def logits(self, heat_logit: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Score logits of (K,) heat logits and (K, F) features."""
-        shape = self.edge((features - self.mean) / self.std)[:, 0]
-        return (
-            self.heat_weight * heat_logit + self.bias + self.bound * torch.tanh(shape / self.bound)
-        )
+        x = (np.asarray(features, dtype=np.float64) - self.mean) / self.std
+        hidden = np.maximum(x @ self.hidden_weight.T + self.hidden_bias, 0.0)
+        shape = (hidden @ self.out_weight.T + self.out_bias)[:, 0]
+        return self.heat_weight * heat_logit + self.bias + self.bound * np.tanh(shape / self.bound)
 
-    @torch.inference_mode()
     def score(self, heat: np.ndarray, features: np.ndarray) -> np.ndarray:
         """Calibrated probabilities (K,) from raw heat (K,) and features (K, F)."""
         if len(heat) == 0:
             return np.zeros(0, dtype=np.float64)
-        z = self(
-            torch.as_tensor(logit(heat), dtype=torch.float32),
-            torch.as_tensor(features, dtype=torch.float32),
-        )
-        return torch.sigmoid(z).double().numpy()
+        return _sigmoid(self.logits(logit(heat), features))
 
     def best_possible(self, heat: np.ndarray) -> np.ndarray:
         """The highest score each heat could reach with the most circle-like edge."""
-        a, c, bound = (float(v.detach()) for v in (self.heat_weight, self.bias, self.bound))
-        z = a * logit(heat) + c + bound
-        return 1.0 / (1.0 + np.exp(-z))
+        return _sigmoid(self.heat_weight * logit(heat) + self.bias + self.bound)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        values = (
+            self.heat_weight,
+            self.bias,
+            self.bound,
+            self.mean,
+            self.std,
+            self.hidden_weight,
+            self.hidden_bias,
+            self.out_weight,
+            self.out_bias,
+        )
+        return {k: np.array(v, dtype=np.float32) for k, v in zip(STATE_KEYS, values, strict=True)}
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any]) -> Scorer:
-        scorer = cls(n_features=len(state["mean"]), hidden=state["edge.0.weight"].shape[0])
-        scorer.load_state_dict(state)
-        return scorer.eval()
+        """From `state_dict()`, the fitting module's state dict (tensors) or JSON lists."""
+        arrays = {k: np.asarray(state[k], dtype=np.float64) for k in STATE_KEYS}
+        hidden, n_features = arrays["edge.0.weight"].shape
+        scorer = cls(n_features=n_features, hidden=hidden)
+        scorer.heat_weight = float(arrays["heat_weight"])
+        scorer.bias = float(arrays["bias"])
+        scorer.bound = float(arrays["bound"])
+        scorer.mean, scorer.std = arrays["mean"], arrays["std"]
+        scorer.hidden_weight, scorer.hidden_bias = arrays["edge.0.weight"], arrays["edge.0.bias"]
+        scorer.out_weight, scorer.out_bias = arrays["edge.2.weight"], arrays["edge.2.bias"]
+        return scorer

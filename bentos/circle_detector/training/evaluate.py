@@ -6,11 +6,18 @@ import argparse
 import json
 from pathlib import Path
 
+from ..model.runtimes import RUNTIMES
+
 HELP = "Evaluate the model and both Hough variants on the hard synthetic set and the coins photo."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", type=Path, default=None, help="weights (default: shipped)")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        default=None,
+        help="model folder or checkpoint file (default: the committed model)",
+    )
     parser.add_argument(
         "--scenes", type=int, default=200, help="hard synthetic scenes (default 200)"
     )
@@ -21,7 +28,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default=Path("artifacts/evaluation"),
         help="where metrics.json, pr_curves.png and coins_overlay.png go",
     )
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument(
+        "--threads", type=int, default=2, help="network intra-op threads (default 2)"
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        default="onnx",
+        help="network runtime: the exported ONNX model or the torch checkpoint (default onnx)",
+    )
     parser.add_argument(
         "--model-card",
         type=Path,
@@ -33,8 +48,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    import torch
-
+    from ..model.artifacts import ModelFileError
     from ..model.detector import DEFAULT_SCORE_THRESHOLD, CircleDetector
     from .evaluation import (
         MODEL,
@@ -51,11 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if args.scenes < 1:
         print("error: --scenes must be at least 1", file=sys.stderr)
         return 2
-    torch.set_num_threads(args.threads)
     try:
-        detector = CircleDetector.load(args.weights)
-    except Exception as exc:  # any unreadable checkpoint: torch raises many kinds
-        print(f"error: cannot load weights {args.weights}: {exc}", file=sys.stderr)
+        detector = CircleDetector.load(args.weights, args.runtime, args.threads)
+    except ModelFileError as exc:
+        print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
     datasets = [hard_synthetic(args.scenes, args.seed), coins()]
     reports, curves, predictions = evaluate_all(detector, datasets)

@@ -157,7 +157,7 @@ def render_model_card(detector: CircleDetector, reports: dict[str, dict[str, Rep
     training = meta.get("training", {})
     seconds = meta.get("seconds", {})
     calibration = meta.get("calibration", {})
-    params = sum(p.numel() for p in detector.net.parameters())
+    params = detector.info.parameters
     lines = [
         f"# Model card: {detector.info.name}, version {detector.info.version}",
         "",

@@ -4,16 +4,42 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
 from ..model.decoding import circle_iou_matrix
 from ..model.detector import CircleDetector, prepare
-from ..model.scoring import Scorer, logit
+from ..model.scoring import BOUND, FEATURE_NAMES, HIDDEN, Scorer, logit
 from .synthetic import Scene
 
 EPOCHS = 800
 LR = 1e-2
+
+
+class TorchScorer(nn.Module):
+    """`Scorer`'s function as a torch module, for fitting; `to_scorer` hands it to serving."""
+
+    def __init__(self, n_features: int = len(FEATURE_NAMES), hidden: int = HIDDEN) -> None:
+        super().__init__()
+        self.heat_weight = nn.Parameter(torch.tensor(1.0))
+        self.bias = nn.Parameter(torch.tensor(0.0))
+        self.register_buffer("bound", torch.tensor(BOUND))
+        self.register_buffer("mean", torch.zeros(n_features))
+        self.register_buffer("std", torch.ones(n_features))
+        self.edge = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        nn.init.zeros_(self.edge[2].weight)
+        nn.init.zeros_(self.edge[2].bias)
+
+    def forward(self, heat_logit: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        """Score logits of (K,) heat logits and (K, F) features."""
+        shape = self.edge((features - self.mean) / self.std)[:, 0]
+        return (
+            self.heat_weight * heat_logit + self.bias + self.bound * torch.tanh(shape / self.bound)
+        )
+
+    def to_scorer(self) -> Scorer:
+        return Scorer.from_state_dict({k: v.detach() for k, v in self.state_dict().items()})
 
 
 def candidate_table(
@@ -61,20 +87,20 @@ def fit_scorer(detector: CircleDetector, scenes: list[Scene], seed: int = 0) -> 
         return Scorer(), {"candidates": len(heat), "positives": int(label.sum()), "ece": None}
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        scorer = Scorer(n_features=features.shape[1])
+        module = TorchScorer(n_features=features.shape[1])
     x = torch.as_tensor(features, dtype=torch.float32)
     h = torch.as_tensor(logit(heat), dtype=torch.float32)
     y = torch.as_tensor(label, dtype=torch.float32)
-    scorer.mean.copy_(x.mean(0))
-    scorer.std.copy_(x.std(0).clamp(min=1e-6))
-    opt = torch.optim.Adam(scorer.parameters(), lr=LR, weight_decay=1e-4)
-    scorer.train()
+    module.mean.copy_(x.mean(0))
+    module.std.copy_(x.std(0).clamp(min=1e-6))
+    opt = torch.optim.Adam(module.parameters(), lr=LR, weight_decay=1e-4)
+    module.train()
     for _ in tqdm(range(EPOCHS), desc="fit score", unit="epoch", leave=False):
         opt.zero_grad()
-        loss = F.binary_cross_entropy_with_logits(scorer(h, x), y)
+        loss = F.binary_cross_entropy_with_logits(module(h, x), y)
         loss.backward()
         opt.step()
-    scorer.eval()
+    scorer = module.eval().to_scorer()
     prob = scorer.score(heat, features)
     stats = {
         "candidates": len(heat),

@@ -68,12 +68,16 @@ def run(args: argparse.Namespace) -> int:
     )
     summary = train_and_save(config, args.output)
     print(json.dumps(summary, indent=2, default=_plain))
+    from ..model.export import export_model
+
+    weights = Path(summary["weights"])
+    written = export_model(weights, weights.parent)
+    print(f"exported {', '.join(str(p) for p in written[1:])}")
     if not args.skip_evaluation:
         from ..model.detector import CircleDetector
         from .evaluation import coins, evaluate_all, hard_synthetic, render_model_card
 
-        weights = Path(summary["weights"])
-        detector = CircleDetector.load(weights)
+        detector = CircleDetector.load(weights.parent, threads=args.threads)
         reports, _, _ = evaluate_all(detector, [hard_synthetic(), coins()])
         card = weights.with_name("MODEL_CARD.md")
         card.write_text(render_model_card(detector, reports))

@@ -14,8 +14,10 @@ from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from ..model.checkpoint import save_checkpoint
 from ..model.detector import WEIGHTS_PATH, CircleDetector, ModelInfo, prepare
 from ..model.network import CircleNet
+from ..model.runtimes import TorchNetwork
 from .scoring_fit import fit_scorer
 from .synthetic import TRAIN, Scene, make_scenes
 from .targets import build_targets
@@ -158,7 +160,7 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
         version=config.version,
         config={"width": config.width, "head_channels": config.head_channels},
     )
-    detector = CircleDetector(net, info)
+    detector = CircleDetector(TorchNetwork(net), info)
     calibration_scenes = make_scenes(
         CALIBRATION_SEED,
         config.calibration_scenes,
@@ -180,5 +182,5 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
     }
     path = Path(output or WEIGHTS_PATH)
     path.parent.mkdir(parents=True, exist_ok=True)
-    detector.save(path)
+    save_checkpoint(path, net, detector.info, detector.scorer)
     return {"weights": str(path), "loss": running, **detector.info.metadata}

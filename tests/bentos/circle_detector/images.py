@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from functools import lru_cache
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -40,6 +41,21 @@ def reference_detector():
     from bentos.circle_detector.model.detector import CircleDetector
 
     return CircleDetector.load()
+
+
+def hot_checkpoint(path: Path) -> Path:
+    """The committed checkpoint with the heatmap prior raised, saved at `path`: even an
+    untrained network then reports candidates, so uneven counts and padding are exercised."""
+    import torch
+
+    from bentos.circle_detector.model.artifacts import WEIGHTS_PATH
+    from bentos.circle_detector.model.checkpoint import load_checkpoint, save_checkpoint
+
+    net, info, scorer = load_checkpoint(WEIGHTS_PATH)
+    with torch.no_grad():
+        net.heatmap.bias.fill_(2.0)
+    save_checkpoint(path, net, info, scorer)
+    return path
 
 
 def reference(images: list[np.ndarray], score_threshold: float, max_detections: int):

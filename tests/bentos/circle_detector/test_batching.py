@@ -1,35 +1,136 @@
-"""Concurrency: 64 simultaneous infer calls (REST and gRPC mixed) for 5 rounds, zero failures,
-and BentoML's adaptive batcher merges them (batch sizes > 1 in the /metrics histogram)."""
+"""The in-process adaptive batcher alone, then through a served Bento: 64 simultaneous infer
+calls (REST and gRPC mixed) for 5 rounds, zero failures, merged into batches (batch sizes > 1
+in the /metrics histogram)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import httpx
 import numpy as np
+import pytest
 import tritonclient.grpc.aio as grpc_aio
 import tritonclient.http.aio as http_aio
 
+from bentos.circle_detector.batching import AdaptiveBatcher
+from bentos.circle_detector.protocol import NotReady, Overloaded
 from tests.bentos.circle_detector.images import circles_image, encode, reference
 
 MODEL = "circle-detector"
 CONCURRENCY = 64
 ROUNDS = 5
 _BUCKET = re.compile(
-    r"^bentoml_service_adaptive_batch_size_bucket\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.M
+    r"^circle_detector_batch_size_bucket\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.M
 )
 
 
 def batch_size_buckets(metrics_text: str) -> dict[float, float]:
-    """Cumulative counts of the `detect` batch-size histogram, by upper bound."""
+    """Cumulative counts of the batcher's batch-size histogram, by upper bound."""
     buckets: dict[float, float] = {}
     for match in _BUCKET.finditer(metrics_text):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', match["labels"]))
-        if labels.get("method_name") == "detect":
-            bound = float(labels["le"])
-            buckets[bound] = buckets.get(bound, 0.0) + float(match["value"])
+        bound = float(labels["le"])
+        buckets[bound] = buckets.get(bound, 0.0) + float(match["value"])
     return buckets
+
+
+class GatedModel:
+    """A stand-in network that records its batches and can be held at a gate."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+
+    def __call__(self, items: list[int]) -> list[int]:
+        self.entered.set()
+        self.gate.wait(10)
+        self.batches.append(list(items))
+        if any(i < 0 for i in items):
+            raise ValueError("negative")
+        return [i * 10 for i in items]
+
+
+async def _hold(model: GatedModel, batcher: AdaptiveBatcher, first: int) -> asyncio.Task:
+    """Start a request whose batch is held at the model's gate until `model.gate.set()`."""
+    model.gate.clear()
+    model.entered.clear()
+    task = asyncio.create_task(batcher.submit([first]))
+    await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 10)
+    return task
+
+
+async def test_a_lone_request_runs_at_once_in_a_batch_of_its_own():
+    model = GatedModel()
+    seen = []
+    batcher = AdaptiveBatcher(
+        model, max_batch_size=8, max_latency_ms=1000, observer=lambda n, w, s: seen.append(n)
+    )
+    assert await batcher.submit([1, 2]) == [10, 20]
+    assert await batcher.submit([3]) == [30]
+    assert model.batches == [[1, 2], [3]] and seen == [2, 1]
+    await batcher.close()
+
+
+async def test_requests_that_queue_while_the_network_runs_share_the_next_batches():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=4, max_latency_ms=10_000)
+    first = await _hold(model, batcher, 0)
+    queued = [asyncio.create_task(batcher.submit([i])) for i in range(1, 7)]
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    assert await first == [0]
+    assert [await t for t in queued] == [[i * 10] for i in range(1, 7)]
+    assert model.batches == [[0], [1, 2, 3, 4], [5, 6]]  # in order, at most 4 at a time
+    await batcher.close()
+
+
+async def test_images_that_waited_past_the_latency_budget_are_refused():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=4, max_latency_ms=1)
+    first = await _hold(model, batcher, 0)
+    late = asyncio.create_task(batcher.submit([1, 2]))
+    await asyncio.sleep(0.05)
+    model.gate.set()
+    assert await first == [0]
+    with pytest.raises(Overloaded, match="overloaded"):
+        await late
+    assert await batcher.submit([3]) == [30]  # the queue is empty again: served at once
+    await batcher.close()
+
+
+async def test_a_cancelled_request_is_skipped_and_a_failed_batch_fails_only_itself():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=8, max_latency_ms=10_000)
+    first = await _hold(model, batcher, 0)
+    gone = asyncio.create_task(batcher.submit([5]))
+    await asyncio.sleep(0.01)
+    gone.cancel()
+    model.gate.set()
+    await first
+    with pytest.raises(ValueError, match="negative"):
+        await batcher.submit([-1])
+    assert await batcher.submit([7]) == [70]
+    assert [5] not in model.batches
+    await batcher.close()
+
+
+async def test_close_refuses_what_is_queued_or_running():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=1, max_latency_ms=10_000)
+    running = await _hold(model, batcher, 0)
+    queued = asyncio.create_task(batcher.submit([1]))
+    await asyncio.sleep(0.01)
+    await batcher.close()
+    model.gate.set()
+    for task in (running, queued):
+        with pytest.raises(NotReady, match="shutting down"):
+            await task
+    with pytest.raises(NotReady):
+        await batcher.submit([2])
 
 
 async def _rest_call(client, tensor_bytes: bytes) -> int:

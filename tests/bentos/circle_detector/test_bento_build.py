@@ -1,4 +1,5 @@
-"""`bentoml build` from the repo root: the Bento holds the service, the model and CPU-only deps."""
+"""`bentoml build` from the repo root: the Bento holds the service, the model and CPU-only deps,
+and no torch: it serves the ONNX model with ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -37,12 +38,18 @@ def test_build_makes_a_cpu_bento_with_service_and_model(bentoml_home):
     assert (bentoml_home / "models" / "circle-detector").is_dir()
     assert (bento / "src/bentos/circle_detector/service.py").is_file()
     assert (bento / "src/bentos/circle_detector/protocol/codec.py").is_file()
+    assert (bento / "src/bentos/circle_detector/standalone.py").is_file()  # the image's entrypoint
     assert not list((bento / "src").rglob("*.pt")), "weights come from the model store"
+    assert not list((bento / "src").rglob("*.onnx")), "the network comes from the model store"
     assert not (bento / "src/tests").exists()
+    assert not (bento / "src/bentos/circle_detector/training").exists()
     requirements = (bento / "env/python/requirements.txt").read_text()
-    assert "torch==2.13.0+cpu" in requirements
-    assert "download.pytorch.org/whl/cpu" in requirements
+    assert not re.search(r"^torch\b", requirements, re.M), requirements
+    assert "pytorch.org" not in requirements
+    assert re.search(r"^onnxruntime==", requirements, re.M), requirements
     assert not CUDA.search(requirements), requirements
+    model_files = {p.name for p in (bentoml_home / "models" / "circle-detector").rglob("*.*")}
+    assert {"circle_detector.onnx", "circle_detector.json"} <= model_files
     routes = [r["route"] for r in info["schema"]["routes"]]
     assert routes == ["/detect"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import httpx
 import numpy as np
 import pytest
-import torch
 
 from bentos.circle_detector import rest
 from bentos.circle_detector.dataplane import DataPlane
@@ -17,16 +16,17 @@ from tests.bentos.circle_detector.images import (
     assert_matches_reference,
     circles_image,
     encode,
+    hot_checkpoint,
     reference,
     reference_detector,
 )
 
 
 @pytest.fixture
-def dataplane():
+async def dataplane():
     plane = DataPlane(reference_detector(), threads=2)
     yield plane
-    plane.close()
+    await plane.close()
 
 
 async def test_not_ready_until_warmed_up(dataplane):
@@ -56,15 +56,6 @@ async def test_no_dataplane_yet_is_503():
     assert response.status_code == 503 and "loading" in response.json()["error"]
 
 
-def _hot_detector() -> CircleDetector:
-    """The committed weights with the heatmap prior raised, so that even the untrained
-    placeholder reports candidates and the padding of uneven counts is exercised."""
-    checkpoint = reference_detector().checkpoint()
-    state = dict(checkpoint["state_dict"])
-    state["heatmap.bias"] = torch.full_like(state["heatmap.bias"], 2.0)
-    return CircleDetector.from_checkpoint({**checkpoint, "state_dict": state})
-
-
 async def test_infer_equals_the_model(dataplane):
     await dataplane.warm_up()
     images = np.stack([circles_image(64, 64, s) for s in (21, 22, 23)])
@@ -76,8 +67,8 @@ async def test_infer_equals_the_model(dataplane):
     assert_matches_reference(outputs, reference(list(images), **LOOSE))
 
 
-async def test_uneven_counts_are_zero_padded_and_equal_the_model():
-    detector = _hot_detector()
+async def test_uneven_counts_are_zero_padded_and_equal_the_model(tmp_path):
+    detector = CircleDetector.load(hot_checkpoint(tmp_path / "hot.pt"))
     plane = DataPlane(detector, threads=2)
     try:
         await plane.warm_up()
@@ -89,7 +80,7 @@ async def test_uneven_counts_are_zero_padded_and_equal_the_model():
         )
         outputs = {o.name: o.data for o in (await plane.infer("circle-detector", request)).outputs}
     finally:
-        plane.close()
+        await plane.close()
     expected = detector.detect_arrays(images, 0.0, 7)
     assert max(len(e) for e in expected) > 0, "the hot detector must report candidates"
     assert_matches_reference(outputs, expected)
@@ -129,7 +120,7 @@ async def test_pixel_arrays_over_the_pixel_limit_are_refused():
         with pytest.raises(BadRequest, match="over the limit of 1024"):
             await plane.infer("circle-detector", request)
     finally:
-        plane.close()
+        await plane.close()
 
 
 async def test_request_pixel_budget_is_checked_from_headers_before_decoding():
@@ -147,4 +138,4 @@ async def test_request_pixel_budget_is_checked_from_headers_before_decoding():
         one = InferRequest(inputs=[InferInput("image", "BYTES", [1], files[:1])])
         assert (await plane.infer("circle-detector", one)).outputs
     finally:
-        plane.close()
+        await plane.close()

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
 from bentos.circle_detector.model.detector import CircleDetector
-from tests.bentos.circle_detector.images import assert_matches_reference, circles_image, encode
+from tests.bentos.circle_detector.images import (
+    assert_matches_reference,
+    circles_image,
+    encode,
+    hot_checkpoint,
+)
 from tests.servers import prepare_bentoml_home, running_bento
 
 OUTPUT_NAMES = ["num_detections", "boxes", "centers", "radii", "scores"]
@@ -24,11 +28,7 @@ PARAMS = {"score_threshold": 0.0, "max_detections": 9}
 
 @pytest.fixture(scope="module")
 def hot_detector(tmp_path_factory):
-    checkpoint = CircleDetector.load().checkpoint()
-    state = dict(checkpoint["state_dict"])
-    state["heatmap.bias"] = torch.full_like(state["heatmap.bias"], 2.0)
-    path = tmp_path_factory.mktemp("hot") / "hot.pt"
-    torch.save({**checkpoint, "state_dict": state}, path)
+    path = hot_checkpoint(tmp_path_factory.mktemp("hot") / "hot.pt")
     return path, CircleDetector.load(path)
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pydantic
 import pytest
 
-from bentos.circle_detector.settings import load_settings
+from bentos.circle_detector.settings import SettingsError, load_settings
 
 
 def test_defaults(monkeypatch):
@@ -28,9 +27,24 @@ def test_environment_overrides(monkeypatch):
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("CIRCLE_DETECTOR_MAX_BATCH_SIZE", "1"), ("CIRCLE_DETECTOR_GRPC_PORT", "x"), ("PORT", "0")],
+    [
+        ("CIRCLE_DETECTOR_MAX_BATCH_SIZE", "0"),
+        ("CIRCLE_DETECTOR_GRPC_PORT", "x"),
+        ("CIRCLE_DETECTOR_GRPC_PORT", "70000"),
+        ("PORT", "0"),
+        ("CIRCLE_DETECTOR_RUNTIME", "tensorflow"),
+    ],
 )
-def test_invalid_values_are_refused(monkeypatch, name, value):
+def test_invalid_values_are_refused_naming_the_variable(monkeypatch, name, value):
     monkeypatch.setenv(name, value)
-    with pytest.raises(pydantic.ValidationError):
+    with pytest.raises(SettingsError, match=name):
         load_settings()
+
+
+def test_runtime_and_threads(monkeypatch):
+    monkeypatch.setenv("CIRCLE_DETECTOR_RUNTIME", "torch")
+    monkeypatch.setenv("CIRCLE_DETECTOR_THREADS", "3")
+    settings = load_settings()
+    assert (settings.runtime, settings.threads) == ("torch", 3)
+    monkeypatch.delenv("CIRCLE_DETECTOR_RUNTIME")
+    assert load_settings().runtime == "onnx"

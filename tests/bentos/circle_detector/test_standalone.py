@@ -34,7 +34,8 @@ def test_serves_v2_rest_grpc_and_metrics(standalone_server):
     with grpcclient.InferenceServerClient(standalone_server.grpc_url) as client:
         assert client.is_model_ready("circle-detector")
     metrics = httpx.get(standalone_server.metrics_url, timeout=10).text
-    assert 'method_name="detect"' in metrics
+    assert "circle_detector_batch_size_bucket" in metrics
+    assert 'circle_detector_inferences_total{model="circle-detector",outcome="success"}' in metrics
 
 
 def test_port_defaults_follow_bentoml_port_then_port(monkeypatch):

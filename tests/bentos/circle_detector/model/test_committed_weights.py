@@ -6,7 +6,6 @@ import re
 
 import pytest
 import skimage.data
-import torch
 
 from bentos.circle_detector.model.detector import WEIGHTS_PATH, CircleDetector
 from bentos.circle_detector.training.evaluation import coins_truth
@@ -28,8 +27,7 @@ def test_weights_are_small_and_versioned() -> None:
 
 
 def test_coins_match_the_model_card() -> None:
-    torch.set_num_threads(2)
-    detector = CircleDetector.load()
+    detector = CircleDetector.load(threads=2)
     truth = coins_truth()
     found = detector.detect_arrays([skimage.data.coins()], score_threshold=0.0)
     report, _ = evaluate_predictions(found, [truth], [truth[:, 0] < -1], 0.5, 0.0)

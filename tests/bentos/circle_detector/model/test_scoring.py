@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from bentos.circle_detector.model.refine import refine_circle
 from bentos.circle_detector.model.scoring import (
@@ -15,6 +14,15 @@ from bentos.circle_detector.model.scoring import (
 )
 
 
+def random_scorer(seed: int, scale: float = 1.0) -> Scorer:
+    """A scorer with every parameter drawn at random (the bound stays positive)."""
+    rng = np.random.default_rng(seed)
+    state = {k: rng.normal(scale=scale, size=v.shape) for k, v in Scorer().state_dict().items()}
+    state["bound"] = np.array(2.0)
+    state["std"] = np.abs(state["std"]) + 0.1
+    return Scorer.from_state_dict(state)
+
+
 def test_an_unfitted_scorer_returns_the_heat() -> None:
     heat = np.array([0.01, 0.3, 0.5, 0.97])
     features = np.random.default_rng(0).normal(size=(4, len(FEATURE_NAMES)))
@@ -23,20 +31,14 @@ def test_an_unfitted_scorer_returns_the_heat() -> None:
 
 
 def test_best_possible_bounds_the_score_whatever_the_features() -> None:
-    torch.manual_seed(0)
-    scorer = Scorer()
-    for p in scorer.parameters():
-        torch.nn.init.normal_(p, std=3.0)
+    scorer = random_scorer(0, scale=3.0)
     heat = np.linspace(0.01, 0.99, 50)
     extreme = np.random.default_rng(1).normal(scale=100.0, size=(50, len(FEATURE_NAMES)))
     assert (scorer.score(heat, extreme) <= scorer.best_possible(heat) + 1e-6).all()
 
 
 def test_scorer_state_round_trips() -> None:
-    torch.manual_seed(0)
-    scorer = Scorer()
-    for p in scorer.parameters():
-        torch.nn.init.normal_(p)
+    scorer = random_scorer(1)
     copy = Scorer.from_state_dict(scorer.state_dict())
     heat, features = np.array([0.2, 0.7]), np.ones((2, len(FEATURE_NAMES)))
     assert copy.score(heat, features) == pytest.approx(scorer.score(heat, features))

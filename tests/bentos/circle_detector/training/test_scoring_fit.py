@@ -42,3 +42,23 @@ def test_scorer_fitted_on_fresh_scenes_is_calibrated_and_beats_the_heat() -> Non
     assert log_loss(prob) < log_loss(heat)
     again, _ = fit_scorer(detector, scenes, seed=0)
     assert again.score(heat, features) == pytest.approx(prob)  # seeded
+
+
+def test_the_fitting_module_and_the_serving_scorer_compute_the_same_score() -> None:
+    """Training fits `TorchScorer`; serving runs `Scorer` in NumPy from its state dict."""
+    import torch
+
+    from bentos.circle_detector.model.scoring import FEATURE_NAMES, logit
+    from bentos.circle_detector.training.scoring_fit import TorchScorer
+
+    torch.manual_seed(0)
+    module = TorchScorer()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.normal_(std=2.0)
+    heat = np.linspace(0.02, 0.98, 40)
+    features = np.random.default_rng(4).normal(size=(40, len(FEATURE_NAMES)))
+    with torch.no_grad():
+        z = module(torch.tensor(logit(heat), dtype=torch.float32), torch.tensor(features).float())
+    expected = torch.sigmoid(z).numpy()
+    assert module.to_scorer().score(heat, features) == pytest.approx(expected, abs=1e-5)

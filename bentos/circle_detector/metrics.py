@@ -1,0 +1,44 @@
+"""Prometheus metrics of the model server, the same whichever process serves it.
+
+Under `bentoml serve` they join BentoML's own on its `/metrics` (prometheus_client's
+multiprocess mode, which BentoML sets up for its workers); the single-process launcher serves
+them on its own `/metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from prometheus_client import Counter, Histogram
+
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+_SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+BATCH_SIZE = Histogram(
+    "circle_detector_batch_size", "Images per batch of the adaptive batcher",
+    buckets=_BATCH_BUCKETS,
+)  # fmt: skip
+QUEUE_SECONDS = Histogram(
+    "circle_detector_queue_seconds", "Time an image waited for its batch to start",
+    buckets=_SECONDS,
+)  # fmt: skip
+BATCH_SECONDS = Histogram(
+    "circle_detector_batch_seconds", "Network and decoding time of one batch", buckets=_SECONDS
+)
+INFERENCES = Counter(
+    "circle_detector_inferences", "V2 inference requests by outcome", ["model", "outcome"]
+)
+INFERENCE_SECONDS = Histogram(
+    "circle_detector_inference_seconds",
+    "V2 inference time in the server, decoding to response, successful requests",
+    ["model"],
+    buckets=_SECONDS,
+)
+
+
+def observe_batch(size: int, waits: Sequence[float], seconds: float) -> None:
+    """The batcher's observer."""
+    BATCH_SIZE.observe(size)
+    BATCH_SECONDS.observe(seconds)
+    for wait in waits:
+        QUEUE_SECONDS.observe(wait)

@@ -1,0 +1,107 @@
+"""The model folder: the files a trained detector is made of, and reading them without torch.
+
+One folder per model version holds
+
+- `circle_detector.pt`: the torch checkpoint (training's output; the torch runtime reads it),
+- `circle_detector.onnx`: the network exported by `circle-detector export` (ONNX Runtime reads it),
+- `circle_detector.json`: everything else serving needs: name, version, network config, the
+  fitted score's parameters, provenance, and the digests tying the three files together.
+
+The committed weights folder, a BentoML model-store entry and a KServe model directory's
+version subfolders all have this layout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .scoring import Scorer
+from .spec import INPUT_NAME, OUTPUT_NAMES
+
+MODEL_NAME = "circle-detector"
+CHECKPOINT_FILE = "circle_detector.pt"
+ONNX_FILE = "circle_detector.onnx"
+METADATA_FILE = "circle_detector.json"
+#: The committed model folder, shipped in the package.
+MODEL_DIR = Path(__file__).parent / "weights"
+WEIGHTS_PATH = MODEL_DIR / CHECKPOINT_FILE
+#: Version of the metadata file's layout.
+FORMAT = 1
+
+
+class ModelFileError(ValueError):
+    """A model folder or file is missing, unreadable or inconsistent."""
+
+
+@dataclass
+class ModelInfo:
+    name: str = MODEL_NAME
+    version: str = "0"
+    config: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    parameters: int = 0  # the network's, for the model card and the model configuration
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_metadata(
+    folder: Path, info: ModelInfo, scorer: Scorer, files: dict[str, dict[str, Any]]
+) -> Path:
+    """Write `circle_detector.json`; `files` describes the artefacts (name, digest, ...)."""
+    doc = {
+        "format": FORMAT,
+        "name": info.name,
+        "version": info.version,
+        "config": info.config,
+        "parameters": info.parameters,
+        "inputs": [INPUT_NAME],
+        "outputs": list(OUTPUT_NAMES),
+        "scorer": {k: v.tolist() for k, v in scorer.state_dict().items()},
+        "files": files,
+        "metadata": info.metadata,
+    }
+    path = Path(folder) / METADATA_FILE
+    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
+    return path
+
+
+def read_metadata(folder: Path) -> tuple[ModelInfo, Scorer, dict[str, dict[str, Any]]]:
+    """The model's info, score and file table from a model folder (no torch needed)."""
+    path = Path(folder) / METADATA_FILE
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"cannot read model metadata {path}: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError(f"{path} is not circle-detector metadata of format {FORMAT}")
+    try:
+        info = ModelInfo(
+            name=str(doc["name"]),
+            version=str(doc["version"]),
+            config=dict(doc.get("config", {})),
+            metadata=dict(doc.get("metadata", {})),
+            parameters=int(doc.get("parameters", 0)),
+        )
+        scorer = Scorer.from_state_dict(doc["scorer"])
+        files = dict(doc["files"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path} is incomplete: {exc!r}") from exc
+    return info, scorer, files
+
+
+def onnx_path(folder: Path) -> Path:
+    """The folder's ONNX file, checked against the digest its metadata recorded."""
+    _, _, files = read_metadata(folder)
+    path = Path(folder) / ONNX_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{path} is missing; run `circle-detector export`")
+    expected = files.get("onnx", {}).get("sha256")
+    if expected and sha256(path) != expected:
+        raise ModelFileError(f"{path} does not match the digest in {METADATA_FILE}")
+    return path

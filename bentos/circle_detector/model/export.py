@@ -1,0 +1,80 @@
+"""Export a checkpoint as a model folder for serving: the network as ONNX, the rest as JSON.
+
+The ONNX graph has dynamic batch, height and width axes, so one file serves every request; the
+legacy TorchScript-based exporter (opset 17) is used because it handles this network's
+nearest-neighbour upsampling with dynamic shapes and needs no onnxscript.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+
+from .artifacts import (
+    CHECKPOINT_FILE,
+    METADATA_FILE,
+    ONNX_FILE,
+    ModelInfo,
+    sha256,
+    write_metadata,
+)
+from .checkpoint import load_checkpoint
+from .scoring import Scorer
+from .spec import INPUT_NAME, OUTPUT_NAMES, PAD_MULTIPLE
+
+OPSET = 17
+
+
+def onnx_bytes(net: torch.nn.Module) -> bytes:
+    """The network as an ONNX model (bytes), inputs (N, 1, H, W) of any N, H, W."""
+    example = torch.zeros(1, 1, 2 * PAD_MULTIPLE, 2 * PAD_MULTIPLE)
+    dynamic = {"n": 0, "h": 2, "w": 3}
+    axes = {INPUT_NAME: {i: k for k, i in dynamic.items()}}
+    axes.update({name: {0: "n", 2: "h4", 3: "w4"} for name in OUTPUT_NAMES})
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(
+            net.eval().float(),
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=[INPUT_NAME],
+            output_names=list(OUTPUT_NAMES),
+            dynamic_axes=axes,
+        )
+    return buffer.getvalue()
+
+
+def write_model_folder(
+    folder: Path, net: torch.nn.Module, info: ModelInfo, scorer: Scorer, checkpoint: Path
+) -> list[Path]:
+    """Write ONNX + metadata into `folder` (copying the checkpoint there if it lives elsewhere)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / CHECKPOINT_FILE
+    if checkpoint.resolve() != target.resolve():
+        shutil.copyfile(checkpoint, target)
+    onnx_file = folder / ONNX_FILE
+    onnx_file.write_bytes(onnx_bytes(net))
+    files = {
+        "checkpoint": {"file": CHECKPOINT_FILE, "sha256": sha256(target)},
+        "onnx": {
+            "file": ONNX_FILE,
+            "sha256": sha256(onnx_file),
+            "opset": OPSET,
+            "exporter": f"torch {torch.__version__}",
+        },
+    }
+    write_metadata(folder, info, scorer, files)
+    return [target, onnx_file, folder / METADATA_FILE]
+
+
+def export_model(checkpoint: Path, folder: Path) -> list[Path]:
+    """Export `checkpoint` into the model folder `folder`; returns the files written."""
+    net, info, scorer = load_checkpoint(checkpoint)
+    return write_model_folder(Path(folder), net, info, scorer, Path(checkpoint))

@@ -1,0 +1,36 @@
+"""Finding a model in BentoML's model store without importing BentoML.
+
+The store keeps `$BENTOML_HOME/models/<name>/<version>/` folders and a `latest` file naming the
+newest version. Reading that layout directly keeps BentoML (and its import time) out of the
+single-process server; `bentoml serve` resolves the same tag through BentoML itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .model.artifacts import ModelFileError
+
+
+def bentoml_home() -> Path:
+    return Path(os.environ.get("BENTOML_HOME") or Path.home() / "bentoml").expanduser()
+
+
+def model_folder(tag: str, home: Path | None = None) -> Path:
+    """The folder of `name:version` (or `name`, `name:latest`) in the store."""
+    home = home or bentoml_home()
+    name, _, version = tag.partition(":")
+    models = home / "models" / name
+    if version in ("", "latest"):
+        try:
+            version = (models / "latest").read_text().strip()
+        except OSError:
+            version = ""
+    folder = models / version if version else models / "latest"
+    if not version or not folder.is_dir():
+        raise ModelFileError(
+            f"model {tag} is not in the BentoML model store of BENTOML_HOME={home}; "
+            "import the committed model with `circle-detector import-model` (`make model`)"
+        )
+    return folder
