@@ -9,6 +9,9 @@
 - `BENCH_REAL` (`true`): mix in the real photographs shipped with scikit-image.
 - `BENCH_TIMEOUT_S` (`120`): timeout of one request (a cold start through the gateway is slow).
 - `BENCH_SCORE_THRESHOLD` (empty: the server's default): `score_threshold` request parameter.
+- `BENCH_BYTES_ENCODING` (`binary`): how V2 HTTP sends the image, `binary` (the binary tensor
+  extension, raw file bytes) or `base64` (base64 text in JSON, for servers whose REST decodes
+  BYTES as text, such as KServe's and MLServer's).
 
 Settings live in environment variables because Locust owns the command line.
 """
@@ -16,6 +19,7 @@ Settings live in environment variables because Locust owns the command line.
 from __future__ import annotations
 
 from functools import cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +37,7 @@ class BenchSettings(BaseSettings):
     real: bool = True
     timeout_s: float = Field(120.0, gt=0)
     score_threshold: float | None = Field(None, ge=0, le=1)
+    bytes_encoding: Literal["binary", "base64"] = "binary"
 
     @property
     def size_list(self) -> list[int]:

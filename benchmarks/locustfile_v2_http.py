@@ -1,4 +1,4 @@
-"""Locust: V2 inference on the Bento over HTTP, tritonclient with binary tensors.
+"""Locust: V2 inference over HTTP, tritonclient with binary tensors (or base64 JSON text).
 
 One encoded image per request (`image`, BYTES [1]), outputs asked for as binary tensors; every
 call fires a Locust request event (`locust_events.timed_call`), named by image.
@@ -15,6 +15,7 @@ Settings: `BENCH_*` environment variables (`benchmarks/config.py`).
 
 from __future__ import annotations
 
+import base64
 import itertools
 import sys
 from pathlib import Path
@@ -53,11 +54,15 @@ class V2HttpUser(User):
             url, ssl=ssl, connection_timeout=s.timeout_s, network_timeout=s.timeout_s
         )
         self.model = s.model
-        self.headers = {"Host": s.host_header} if s.host_header else None
+        headers = {"Host": s.host_header} if s.host_header else {}
+        if s.bytes_encoding == "base64":  # KServe parses a body as JSON only when told so
+            headers["Content-Type"] = "application/json"
+        self.headers = headers or None
         self.parameters = (
             None if s.score_threshold is None else {"score_threshold": s.score_threshold}
         )
         self.samples = SAMPLES
+        self.binary = s.bytes_encoding == "binary"
         self.next_index = next(_start)
 
     def on_stop(self) -> None:
@@ -68,8 +73,9 @@ class V2HttpUser(User):
         sample = self.samples[self.next_index % len(self.samples)]
         self.next_index += 1
         tensor = httpclient.InferInput("image", [1], "BYTES")
-        tensor.set_data_from_numpy(np.array([sample.data], dtype=object), binary_data=True)
-        outputs = [httpclient.InferRequestedOutput(n, binary_data=True) for n in OUTPUTS]
+        data = sample.data if self.binary else base64.b64encode(sample.data)
+        tensor.set_data_from_numpy(np.array([data], dtype=object), binary_data=self.binary)
+        outputs = [httpclient.InferRequestedOutput(n, binary_data=self.binary) for n in OUTPUTS]
 
         def call() -> Any:
             return self.client.infer(

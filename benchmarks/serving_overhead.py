@@ -1,15 +1,18 @@
-"""Serving overhead of the Bento: V2 REST throughput at saturation vs the raw in-process model.
+"""Serving overhead of the Bento: where a lone request's time goes, and V2 REST throughput at
+saturation against the raw in-process model.
 
 Measured side by side in one run, on the same machine and the same images:
 
 1. a real Bento (`bentoml serve`, or `--standalone`) is started on free ports;
 2. latency (p50/p99) at 1, 8 and 32 concurrent tritonclient aio clients, binary tensors;
-3. saturation throughput at `--saturation` clients; the batch-size histogram of that phase is
-   read from `/metrics` (BentoML's `adaptive_batch_size`);
-4. the raw in-process model (`decode_image` + `CircleDetector.detect_arrays`, one thread) on the
-   same encoded images at the server's mean batch size; the ratio server / raw is printed;
-5. what crosses each hop: the client's request bytes, and the bytes of the internal self-call
-   (`/detect`) request and response, read from BentoML's access log.
+3. a lone request taken apart: its latency through the server, then each stage timed in this
+   process on the same image (REST codec, decoding, preparation, network with its decoding,
+   refinement and scoring, the dataplane with its thread hops and batcher); what is left of
+   the server's latency is HTTP (server, client and loopback);
+4. saturation throughput at `--saturation` clients; the batch-size histogram of that phase is
+   read from `/metrics` (`circle_detector_batch_size`);
+5. the raw in-process model (`decode_image` + `CircleDetector.detect_arrays`, one thread) on the
+   same encoded images at the server's mean batch size; the ratio server / raw is printed.
 
     python benchmarks/serving_overhead.py [--seconds 10] [--size 512] [--json-out FILE]
 
@@ -39,11 +42,7 @@ sys.path.insert(0, str(REPO_ROOT))
 from tests.servers import prepare_bentoml_home, running_bento  # noqa: E402
 
 MODEL = "circle-detector"
-_BUCKET = re.compile(r"^bentoml_service_adaptive_batch_size_(bucket|sum|count)\{([^}]*)\} (\S+)$")
-_ACCESS = re.compile(
-    r"path=(?P<path>[^,]+),type=[^,]*,length=(?P<req>\d+)\) \(status=(?P<status>\d+),"
-    r"type=[^,]*,length=(?P<resp>\d+)\)"
-)
+_BUCKET = re.compile(r"^circle_detector_batch_size_(bucket|sum|count)(?:\{([^}]*)\})? (\S+)$")
 
 
 def make_images(count: int, size: int, seed: int = 0) -> list[np.ndarray]:
@@ -68,15 +67,15 @@ def png(image: np.ndarray) -> bytes:
 
 
 def histogram(metrics_text: str) -> dict[str, Any]:
-    """The `detect` batch-size histogram: cumulative buckets, sum and count."""
+    """The adaptive batcher's batch-size histogram: cumulative buckets, sum and count."""
     out: dict[str, Any] = {"buckets": {}, "sum": 0.0, "count": 0.0}
     for line in metrics_text.splitlines():
         m = _BUCKET.match(line)
-        if not m or 'method_name="detect"' not in m[2]:
+        if not m:
             continue
         value = float(m[3])
         if m[1] == "bucket":
-            le = float(re.search(r'le="([^"]+)"', m[2])[1])
+            le = float(re.search(r'le="([^"]+)"', m[2] or "")[1])
             out["buckets"][le] = out["buckets"].get(le, 0.0) + value
         else:
             out[m[1]] += value
@@ -152,22 +151,59 @@ class RawModel:
         return done / (time.perf_counter() - started)
 
 
-def hop_bytes(log_text: str) -> dict[str, Any]:
-    """Mean request/response bytes per path family, from BentoML's access log."""
-    sizes: dict[str, list[tuple[int, int]]] = {}
-    for m in _ACCESS.finditer(log_text):
-        if m["status"] != "200":
-            continue
-        path = "/detect" if m["path"] == "/detect" else ("V2 infer" if "infer" in m["path"] else "")
-        if path:
-            sizes.setdefault(path, []).append((int(m["req"]), int(m["resp"])))
+def _median_ms(fn: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1000
+
+
+def lone_request(url: str, file: bytes, repeats: int) -> dict[str, float]:
+    """One image, one request at a time: the server's latency, then its stages in-process (ms,
+    medians). `dataplane` is the in-process V2 inference with its thread hops and batcher."""
+    import tritonclient.http as httpclient
+
+    from bentos.circle_detector.dataplane import OUTPUTS, DataPlane
+    from bentos.circle_detector.model.detector import CircleDetector, prepare
+    from bentos.circle_detector.model.imageio import decode_image
+    from bentos.circle_detector.protocol import rest_codec
+
+    with httpclient.InferenceServerClient(url) as client:
+        tensor = httpclient.InferInput("image", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([file], dtype=object))
+        outputs = [httpclient.InferRequestedOutput(n, binary_data=True) for n in OUTPUTS]
+        body, json_length = client.generate_request_body([tensor], outputs=outputs)
+        server = _median_ms(lambda: client.infer(MODEL, [tensor], outputs=outputs), repeats)
+    header = str(json_length)
+    detector = CircleDetector.load()
+    plane = DataPlane(detector)
+
+    async def through_dataplane() -> tuple[float, Any]:
+        await plane.warm_up()
+        times, response = [], None
+        for _ in range(repeats):
+            request = rest_codec.parse_request(body, header)
+            started = time.perf_counter()
+            response = await plane.infer(MODEL, request)
+            times.append(time.perf_counter() - started)
+        await plane.close()
+        return statistics.median(times) * 1000, response
+
+    dataplane, response = asyncio.run(through_dataplane())
+    image = decode_image(file)
+    prepared = prepare(image)
+    rows = detector.candidates([prepared])[0]
     return {
-        path: {
-            "calls": len(v),
-            "mean_request_bytes": statistics.fmean(r for r, _ in v),
-            "mean_response_bytes": statistics.fmean(s for _, s in v),
-        }
-        for path, v in sizes.items()
+        "server (client-observed)": server,
+        "REST codec: parse": _median_ms(lambda: rest_codec.parse_request(body, header), repeats),
+        "decode file": _median_ms(lambda: decode_image(file), repeats),
+        "prepare": _median_ms(lambda: prepare(image), repeats),
+        "network + peak decoding": _median_ms(lambda: detector.candidates([prepared]), repeats),
+        "refinement + score": _median_ms(lambda: detector.finish(prepared, rows, 0.5), repeats),
+        "REST codec: encode": _median_ms(lambda: rest_codec.encode_response(response), repeats),
+        "dataplane": dataplane,
     }
 
 
@@ -222,11 +258,9 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 print(f"round: {json.dumps(report['rounds'][-1], default=str)}", flush=True)
-            report["hops"] = hop_bytes(server.log_path.read_text(errors="replace"))
+            report["lone_request_ms"] = lone_request(server.http_url, files[0], 40)
     rounds = report["rounds"]
     report["ratio_server_over_raw_median"] = statistics.median(r["ratio"] for r in rounds)
-    side = args.size
-    report["prepared_tensor_bytes_per_image"] = side * side * 4 * 2  # network input + full grey
 
     print(f"\nsaturation ({args.saturation} clients), per round: "
           f"{[round(r['server_images_per_s'], 1) for r in rounds]} images/s, "
@@ -238,11 +272,15 @@ def main(argv: list[str] | None = None) -> int:
           f"{[round(r['raw_images_per_s'], 1) for r in rounds]} images/s")  # fmt: skip
     print(f"ratio server / raw per round: {[round(r['ratio'], 2) for r in rounds]}; "
           f"median {report['ratio_server_over_raw_median']:.2f} (target >= 0.85)")  # fmt: skip
-    for path, h in report["hops"].items():
-        print(f"hop {path}: {h['calls']} calls, request {h['mean_request_bytes']:.0f} B, "
-              f"response {h['mean_response_bytes']:.0f} B")  # fmt: skip
-    print(f"(a prepared {side}x{side} image held in-process: "
-          f"{report['prepared_tensor_bytes_per_image']} B of float32, not serialised)")  # fmt: skip
+    stages = report["lone_request_ms"]
+    model = ("decode file", "prepare", "network + peak decoding", "refinement + score")
+    codec = stages["REST codec: parse"] + stages["REST codec: encode"]
+    hops = stages["dataplane"] - sum(stages[k] for k in model)
+    http = stages["server (client-observed)"] - stages["dataplane"] - codec
+    report["lone_request_ms"].update({"thread hops + batcher": hops, "HTTP, both ends": http})
+    print("\na lone request, median ms (the last two by difference):")
+    for name, ms in stages.items():
+        print(f"  {name:<26} {ms:7.2f}")
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2, default=str))
     return 0

@@ -185,7 +185,7 @@ class DataPlane:
         circles = [c[c[:, 3] >= score_threshold][:max_detections] for c in circles]
         outputs = [
             InferOutput(name, OUTPUTS[name][0], data, binary)
-            for name, data in _tensors(circles).items()
+            for name, data in output_tensors(circles).items()
             if (binary := wanted.get(name)) is not None
         ]
         return InferResponse(self.model_name, self.model_version, outputs, id=request.id)
@@ -289,7 +289,7 @@ def _header_pixels(data: bytes) -> int:
         return 0
 
 
-def _tensors(circles: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+def output_tensors(circles: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Pad per-image (K_i, 4) rows of (cx, cy, r, score) to the V2 output tensors."""
     n = len(circles)
     k = max((len(c) for c in circles), default=0)

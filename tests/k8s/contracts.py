@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Callable
@@ -71,14 +72,14 @@ def _env_names(settings_cls) -> frozenset[str]:
 def bento() -> BentoContract:
     from bentos.circle_detector import rest
     from bentos.circle_detector.model.detector import MODEL_NAME
-    from bentos.circle_detector.settings import BentoSettings
+    from bentos.circle_detector.settings import BentoSettings, variable
 
-    fields = BentoSettings.model_fields
+    defaults = BentoSettings()
     return BentoContract(
         serves_get=serves_get(rest.app),
-        env_names=_env_names(BentoSettings),
-        grpc_port=int(fields["grpc_port"].default),
-        default_port=int(fields["port"].default),
+        env_names=frozenset(variable(f.name) for f in dataclasses.fields(BentoSettings)),
+        grpc_port=defaults.grpc_port,
+        default_port=defaults.port,
         model_name=MODEL_NAME,
     )
 

@@ -87,4 +87,16 @@ def test_unloadable_weights_are_an_error(tmp_path: Path, disc_png: Path) -> None
     bad = tmp_path / "w.pt"
     bad.write_bytes(b"not torch")
     result = cli("detect", "--weights", str(bad), str(disc_png))
-    assert result.returncode == 2 and "cannot load weights" in result.stderr
+    assert result.returncode == 2 and "cannot load the model" in result.stderr
+    assert "not a circle-detector checkpoint" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_both_runtimes_and_a_model_folder(tmp_path: Path, disc_png: Path) -> None:
+    from bentos.circle_detector.model.artifacts import MODEL_DIR
+
+    outputs = [
+        json.loads(cli("detect", "--json", *args, str(disc_png)).stdout)[str(disc_png)]
+        for args in (["--runtime", "torch"], ["--runtime", "onnx", "--weights", str(MODEL_DIR)])
+    ]
+    assert len(outputs[0]) == len(outputs[1]) == 1
+    assert outputs[0][0]["center"] == pytest.approx(outputs[1][0]["center"], abs=0.01)
