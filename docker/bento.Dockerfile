@@ -1,8 +1,8 @@
 # The Bento, built offline from the `bentoml build` output (scripts/build-images.sh --offline):
 # the staged context holds bento/ (the built Bento: src/, env/python/requirements.txt, bento.yaml),
-# models/ (the model-store entries it names) and wheels/ (every requirement as a wheel, torch's
-# CPU build included). With a
-# registry at hand, `bentoml containerize` builds the equivalent image instead.
+# models/ (the model-store entries it names) and wheels/ (every requirement as a wheel; no torch:
+# the Bento serves the ONNX network with ONNX Runtime). With a registry at hand,
+# `bentoml containerize` builds the equivalent image instead (docker/bento.containerize.j2).
 #   BASE_IMAGE: python:3.11-slim by default; localhost/circle-base:bookworm where no registry is
 #   reachable (scripts/container-base.sh).
 ARG BASE_IMAGE=python:3.11-slim
@@ -13,7 +13,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/venv/bin:$PATH \
     BENTOML_HOME=/home/bentoml \
-    BENTO_PATH=/home/bentoml/bento
+    BENTO_PATH=/home/bentoml/bento \
+    PYTHONPATH=/home/bentoml/bento/src
 
 COPY wheels /tmp/wheels
 COPY bento/env/python/requirements.txt /tmp/requirements.txt
@@ -22,6 +23,7 @@ RUN set -eu; \
     grep -vE '^\s*-{1,2}(extra-)?index-url' /tmp/requirements.txt > /tmp/requirements.offline.txt; \
     /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /tmp/wheels \
       -r /tmp/requirements.offline.txt; \
+    /opt/venv/bin/pip uninstall --yes pip; \
     rm -rf /tmp/wheels /tmp/requirements*.txt; \
     groupadd --gid 1034 bentoml; \
     useradd --uid 1034 --gid 1034 --create-home --home-dir /home/bentoml --shell /usr/sbin/nologin bentoml
@@ -30,9 +32,15 @@ RUN set -eu; \
 # run under the same InferenceService securityContext.
 COPY --chown=1034:1034 models /home/bentoml/models
 COPY --chown=1034:1034 bento /home/bentoml/bento
+# The service's bytecode compiled at build time (pip did the packages'): with a non-root user and
+# no writable source tree, every cold start would compile it again.
+RUN python3 -m compileall -q /home/bentoml/bento/src
 USER 1034:1034
 WORKDIR /home/bentoml/bento
-# Knative sets PORT (8080 in KServe); the Bento reads it. gRPC listens on 8081.
+# Knative sets PORT (8080 in KServe); the server reads it. gRPC listens on 8081.
 ENV PORT=8080
 EXPOSE 8080 8081
-CMD ["bentoml", "serve", "/home/bentoml/bento"]
+# The single-process launcher: the same V2 app, batcher and gRPC server as `bentoml serve`,
+# without its supervisor and a second import of everything (measured in benchmarks/RESULTS.md).
+# `bentoml serve /home/bentoml/bento` still works in this image.
+CMD ["python", "-m", "bentos.circle_detector.standalone"]

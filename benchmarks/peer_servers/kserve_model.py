@@ -8,6 +8,7 @@ a `kserve.Model` whose synchronous `predict` takes and returns V2 messages.
 
 from __future__ import annotations
 
+import numpy as np
 from kserve import InferOutput, InferRequest, InferResponse, Model, ModelServer
 
 from benchmarks.peer_servers.common import OUTPUTS, detect, load_detector
@@ -31,6 +32,10 @@ class CircleDetectorModel(Model):
         tensors = detect(self.detector, payload.inputs[0].as_numpy())
         outputs = []
         for name, array in tensors.items():
+            if array.size == 0:
+                # KServe 0.21 answers 500 to an empty tensor over REST; one zero row of padding
+                # is what the V2 contract allows past `num_detections`.
+                array = np.zeros((*array.shape[:1], 1, *array.shape[2:]), dtype=array.dtype)
             output = InferOutput(name=name, shape=list(array.shape), datatype=OUTPUTS[name][0])
             output.set_data_from_numpy(array)  # binary: what tritonclient's gRPC reads
             outputs.append(output)

@@ -92,6 +92,8 @@ class DataPlane:
             observer=metrics.observe_batch,
         )
         self._ready = False
+        #: Set by the first inference a client got an answer to (not the warm-up's).
+        self.answered = asyncio.Event()
 
     # -- health and metadata ------------------------------------------------------------------
 
@@ -164,6 +166,7 @@ class DataPlane:
             metrics.INFERENCES.labels(self.model_name, "failure").inc()
             raise
         metrics.INFERENCES.labels(self.model_name, "success").inc()
+        self.answered.set()
         metrics.INFERENCE_SECONDS.labels(self.model_name).observe(time.perf_counter() - started)
         return response
 

@@ -18,7 +18,11 @@ def bentoml_home() -> Path:
 
 
 def model_folder(tag: str, home: Path | None = None) -> Path:
-    """The folder of `name:version` (or `name`, `name:latest`) in the store."""
+    """The folder of `name:version` (or `name`, `name:latest`) in the store: a containerized
+    Bento's own (`$BENTO_PATH/models`) when it has the model, else `$BENTOML_HOME`'s."""
+    bento = os.environ.get("BENTO_PATH")
+    if home is None and bento and (Path(bento) / "models" / tag.partition(":")[0]).is_dir():
+        home = Path(bento)
     home = home or bentoml_home()
     name, _, version = tag.partition(":")
     models = home / "models" / name

@@ -124,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         access_log=args.access_log,
         log_level=args.log_level,
         lifespan="on",
+        ws="none",  # no websocket routes; importing an implementation costs 20 ms
     )
     # The socket object itself, not its fd: uvicorn would rebuild an fd as a Unix socket, and
     # asyncio sets TCP_NODELAY only on TCP ones (without it Nagle's algorithm and delayed ACKs

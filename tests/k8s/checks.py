@@ -28,6 +28,8 @@ CRD_PATH = Path(
 ISTIO_SCHEMA = SCHEMAS / "istio-networking-v1.json"
 ISVC = "InferenceService"
 # Ports Knative's queue-proxy sidecar holds in every revision pod (not for the user container).
+#: The Bento image's entrypoint: the single-process launcher.
+LAUNCHER = ["python", "-m", "bentos.circle_detector.standalone"]
 KNATIVE_RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 STANDARD_GROUPS = ("v1", "apps/v1", "policy/v1", "autoscaling/v2")
 
@@ -244,7 +246,8 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
             )
         command = c.get("command", [])
         http_port = command[command.index("--port") + 1] if "--port" in command else None
-        if command[:2] != ["bentoml", "serve"] or http_port is None or int(http_port) == grpc_port:
+        serves = command[:3] == LAUNCHER or command[:2] == ["bentoml", "serve"]
+        if not serves or http_port is None or int(http_port) == grpc_port:
             problems.append("predictor: gRPC variant must pin the HTTP server off the gRPC port")
     else:
         if port != {"name": "http1", "containerPort": 8080, "protocol": "TCP"}:

@@ -4,6 +4,8 @@ Building them for real is scripts/container-test.sh."""
 
 from __future__ import annotations
 
+import json
+
 import ast
 import re
 import sys
@@ -172,7 +174,8 @@ def test_bento_dockerfile_matches_the_inference_service(local, bento):
     from bentoml._internal.container.generate import BENTO_UID_GID
 
     assert uid == BENTO_UID_GID
-    assert _last(ins, "CMD").startswith('["bentoml", "serve"')
+    assert _last(ins, "CMD") == json.dumps(checks.LAUNCHER)
+    assert "PYTHONPATH" in env and env["PYTHONPATH"].endswith("/bento/src")
 
 
 def test_base_image_is_an_argument_with_a_public_default():

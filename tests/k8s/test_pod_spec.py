@@ -18,6 +18,7 @@ def test_grpc_variant_gets_the_h2c_port_and_keeps_http_apart():
     args = podman_args("local", ("grpc",))
     assert args[:2] == ["-e", "PORT=8081"]
     assert "CIRCLE_DETECTOR_GRPC_PORT=8081" in args
-    assert args[args.index("--entrypoint") + 1] == "bentoml"
+    assert args[args.index("--entrypoint") + 1] == "python"
     tail = args[args.index("IMAGE") + 1 :]
-    assert tail[0] == "serve" and tail[tail.index("--port") + 1] == "8080"
+    assert tail[:2] == ["-m", "bentos.circle_detector.standalone"]
+    assert tail[tail.index("--port") + 1] == "8080"
