@@ -4,9 +4,8 @@ Building them for real is scripts/container-test.sh."""
 
 from __future__ import annotations
 
-import json
-
 import ast
+import json
 import re
 import sys
 import tomllib
