@@ -3,7 +3,8 @@
 Measured side by side in one run, alternating, so that every variant sees the same machine load:
 
 - `bentoml serve` of this Bento (supervisor process + one worker),
-- the single-process launcher `python -m bentos.circle_detector.standalone` (same worker code),
+- the single-process launcher `python -m bentos.circle_detector.standalone` (the container's
+  entrypoint: the same V2 app, dataplane and batcher on uvicorn, no BentoML, no torch),
 - a trivial stock BentoML service (`@bentoml.api def echo`) with `bentoml serve`: the floor that
   BentoML itself sets, to first successful call of its API.
 
@@ -35,7 +36,8 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from tests.servers import BENTOML, free_port, prepare_bentoml_home, serve_command  # noqa: E402
 
-TARGET_S = 3.5
+#: The lean-serving issue's targets, seconds to the first answer.
+TARGETS_S = {"bentoml serve": 1.6, "standalone": 1.0}
 STOCK_SERVICE = """
 import bentoml
 
@@ -147,16 +149,17 @@ def main(argv: list[str] | None = None) -> int:
                 seconds = time_to_first_answer(command, cwd, run_env, url, call_body, call_headers)
                 results[name].append(seconds)
                 print(f"run {run + 1}: {name:<14} {seconds:.2f} s", flush=True)
-    report: dict[str, Any] = {"target_s": TARGET_S, "runs": results, "median_s": {}}
+    report: dict[str, Any] = {"targets_s": TARGETS_S, "runs": results, "median_s": {}}
     stock = statistics.median(results["stock BentoML"])
-    print(
-        f"\nprocess start -> first successful answer (median of {args.runs}; target {TARGET_S} s)"
-    )
+    print(f"\nprocess start -> first successful answer (median of {args.runs})")
     for name, values in results.items():
         median = statistics.median(values)
         report["median_s"][name] = median
+        target = TARGETS_S.get(name)
         verdict = (
-            "" if name == "stock BentoML" else ("  meets" if median <= TARGET_S else "  misses")
+            ""
+            if target is None
+            else f"  {'meets' if median <= target else 'misses'} the {target} s target"
         )
         print(
             f"  {name:<14} median {median:.2f} s  (min {min(values):.2f}, max {max(values):.2f})"

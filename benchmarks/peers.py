@@ -97,8 +97,10 @@ def ensure_venv(peer: str, torch: bool) -> Path:
     print(f"creating {venv} ({' '.join(wanted)}); a few minutes the first time", flush=True)
     subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, *wanted], check=True)
+    for args in (["--upgrade", "pip"], wanted):
+        done = subprocess.run([*pip, *args], capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"pip install {' '.join(args)} failed:\n{done.stderr[-3000:]}")
     stamp.write_text("\n".join(wanted) + "\n")
     return venv / "bin"
 

@@ -5,10 +5,11 @@ Measured side by side in one run, on the same machine and the same images:
 
 1. a real Bento (`bentoml serve`, or `--standalone`) is started on free ports;
 2. latency (p50/p99) at 1, 8 and 32 concurrent tritonclient aio clients, binary tensors;
-3. a lone request taken apart: its latency through the server, then each stage timed in this
-   process on the same image (REST codec, decoding, preparation, network with its decoding,
-   refinement and scoring, the dataplane with its thread hops and batcher); what is left of
-   the server's latency is HTTP (server, client and loopback);
+3. a lone request taken apart: its latency at the client, and over the same requests the
+   server's own figures from `/metrics` (`circle_detector_inference_seconds`, and
+   `circle_detector_stage_seconds` for preparation, queue, network and finish); what the stages
+   leave of the inference is thread hops and the codec, what the inference leaves of the
+   client's latency is HTTP (both ends and loopback);
 4. saturation throughput at `--saturation` clients; the batch-size histogram of that phase is
    read from `/metrics` (`circle_detector_batch_size`);
 5. the raw in-process model (`decode_image` + `CircleDetector.detect_arrays`, one thread) on the
@@ -151,59 +152,52 @@ class RawModel:
         return done / (time.perf_counter() - started)
 
 
-def _median_ms(fn: Any, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1000
+_TIMES = re.compile(
+    r'^circle_detector_(stage|inference)_seconds_(sum|count)\{(?:stage|model)="([^"]+)"\} (\S+)$'
+)
 
 
-def lone_request(url: str, file: bytes, repeats: int) -> dict[str, float]:
-    """One image, one request at a time: the server's latency, then its stages in-process (ms,
-    medians). `dataplane` is the in-process V2 inference with its thread hops and batcher."""
+def server_times(metrics_text: str) -> dict[str, list[float]]:
+    """[sum of seconds, count] per stage, and for whole inferences (`inference`), from /metrics."""
+    out: dict[str, list[float]] = {}
+    for line in metrics_text.splitlines():
+        m = _TIMES.match(line)
+        if m:
+            key = m[3] if m[1] == "stage" else "inference"
+            out.setdefault(key, [0.0, 0.0])[m[2] == "count"] += float(m[4])
+    return out
+
+
+def lone_request(url: str, metrics_url: str, file: bytes, repeats: int) -> dict[str, float]:
+    """One image, one request at a time: the client's latency and, from the server's own
+    /metrics over the same requests, its inference time and each stage's (mean ms)."""
     import tritonclient.http as httpclient
 
-    from bentos.circle_detector.dataplane import OUTPUTS, DataPlane
-    from bentos.circle_detector.model.detector import CircleDetector, prepare
-    from bentos.circle_detector.model.imageio import decode_image
-    from bentos.circle_detector.protocol import rest_codec
+    from bentos.circle_detector.dataplane import OUTPUTS
 
     with httpclient.InferenceServerClient(url) as client:
         tensor = httpclient.InferInput("image", [1], "BYTES")
         tensor.set_data_from_numpy(np.array([file], dtype=object))
         outputs = [httpclient.InferRequestedOutput(n, binary_data=True) for n in OUTPUTS]
-        body, json_length = client.generate_request_body([tensor], outputs=outputs)
-        server = _median_ms(lambda: client.infer(MODEL, [tensor], outputs=outputs), repeats)
-    header = str(json_length)
-    detector = CircleDetector.load()
-    plane = DataPlane(detector)
-
-    async def through_dataplane() -> tuple[float, Any]:
-        await plane.warm_up()
-        times, response = [], None
+        client.infer(MODEL, [tensor], outputs=outputs)
+        before = server_times(httpx.get(metrics_url).text)
+        started = time.perf_counter()
         for _ in range(repeats):
-            request = rest_codec.parse_request(body, header)
-            started = time.perf_counter()
-            response = await plane.infer(MODEL, request)
-            times.append(time.perf_counter() - started)
-        await plane.close()
-        return statistics.median(times) * 1000, response
-
-    dataplane, response = asyncio.run(through_dataplane())
-    image = decode_image(file)
-    prepared = prepare(image)
-    rows = detector.candidates([prepared])[0]
+            client.infer(MODEL, [tensor], outputs=outputs)
+        client_ms = (time.perf_counter() - started) / repeats * 1000
+    after = server_times(httpx.get(metrics_url).text)
+    means = {}
+    for key, (total, count) in after.items():
+        old_total, old_count = before.get(key, [0.0, 0.0])
+        if count > old_count:
+            means[key] = (total - old_total) / (count - old_count) * 1000
+    stages = {k: means.get(k, 0.0) for k in ("prepare", "queue", "network", "finish")}
     return {
-        "server (client-observed)": server,
-        "REST codec: parse": _median_ms(lambda: rest_codec.parse_request(body, header), repeats),
-        "decode file": _median_ms(lambda: decode_image(file), repeats),
-        "prepare": _median_ms(lambda: prepare(image), repeats),
-        "network + peak decoding": _median_ms(lambda: detector.candidates([prepared]), repeats),
-        "refinement + score": _median_ms(lambda: detector.finish(prepared, rows, 0.5), repeats),
-        "REST codec: encode": _median_ms(lambda: rest_codec.encode_response(response), repeats),
-        "dataplane": dataplane,
+        "client-observed": client_ms,
+        "server inference": means["inference"],
+        **{f"  {k}": v for k, v in stages.items()},
+        "  thread hops, codec": means["inference"] - sum(stages.values()),
+        "HTTP, both ends": client_ms - means["inference"],
     }
 
 
@@ -258,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
                 print(f"round: {json.dumps(report['rounds'][-1], default=str)}", flush=True)
-            report["lone_request_ms"] = lone_request(server.http_url, files[0], 40)
+            report["lone_request_ms"] = lone_request(
+                server.http_url, server.metrics_url, files[0], 40
+            )
     rounds = report["rounds"]
     report["ratio_server_over_raw_median"] = statistics.median(r["ratio"] for r in rounds)
 
@@ -272,14 +268,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{[round(r['raw_images_per_s'], 1) for r in rounds]} images/s")  # fmt: skip
     print(f"ratio server / raw per round: {[round(r['ratio'], 2) for r in rounds]}; "
           f"median {report['ratio_server_over_raw_median']:.2f} (target >= 0.85)")  # fmt: skip
-    stages = report["lone_request_ms"]
-    model = ("decode file", "prepare", "network + peak decoding", "refinement + score")
-    codec = stages["REST codec: parse"] + stages["REST codec: encode"]
-    hops = stages["dataplane"] - sum(stages[k] for k in model)
-    http = stages["server (client-observed)"] - stages["dataplane"] - codec
-    report["lone_request_ms"].update({"thread hops + batcher": hops, "HTTP, both ends": http})
-    print("\na lone request, median ms (the last two by difference):")
-    for name, ms in stages.items():
+    print("\na lone request, mean ms (hops and HTTP by difference):")
+    for name, ms in report["lone_request_ms"].items():
         print(f"  {name:<26} {ms:7.2f}")
     if args.json_out:
         args.json_out.write_text(json.dumps(report, indent=2, default=str))

@@ -181,7 +181,7 @@ class DataPlane:
         candidates = await self.batcher.submit(prepared)
         circles = await asyncio.gather(
             *(
-                loop.run_in_executor(self._pool, self.detector.finish, p, rows, score_threshold)
+                loop.run_in_executor(self._pool, self._finish, p, rows, score_threshold)
                 for p, rows in zip(prepared, candidates, strict=True)
             )
         )
@@ -245,11 +245,16 @@ class DataPlane:
             )
 
     def _prepare(self, index: int, item: bytes | np.ndarray) -> Prepared:
-        try:
-            array = decode_image(item, self.max_pixels) if isinstance(item, bytes) else item
-            return prepare(array, self.detector.max_side)
-        except ImageDecodeError as exc:
-            raise BadRequest(f"image {index}: {exc}") from None
+        with metrics.STAGE_SECONDS.labels("prepare").time():
+            try:
+                array = decode_image(item, self.max_pixels) if isinstance(item, bytes) else item
+                return prepare(array, self.detector.max_side)
+            except ImageDecodeError as exc:
+                raise BadRequest(f"image {index}: {exc}") from None
+
+    def _finish(self, p: Prepared, rows: np.ndarray, score_threshold: float) -> np.ndarray:
+        with metrics.STAGE_SECONDS.labels("finish").time():
+            return self.detector.finish(p, rows, score_threshold)
 
     @staticmethod
     def _parameters(params: dict[str, Any]) -> tuple[float, int]:

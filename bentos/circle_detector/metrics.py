@@ -18,12 +18,12 @@ BATCH_SIZE = Histogram(
     "circle_detector_batch_size", "Images per batch of the adaptive batcher",
     buckets=_BATCH_BUCKETS,
 )  # fmt: skip
-QUEUE_SECONDS = Histogram(
-    "circle_detector_queue_seconds", "Time an image waited for its batch to start",
+STAGE_SECONDS = Histogram(
+    "circle_detector_stage_seconds",
+    "Where inference time goes: prepare (decode, resize; per image), queue (wait for a batch; "
+    "per image), network (with peak decoding; per batch), finish (refinement, score; per image)",
+    ["stage"],
     buckets=_SECONDS,
-)  # fmt: skip
-BATCH_SECONDS = Histogram(
-    "circle_detector_batch_seconds", "Network and decoding time of one batch", buckets=_SECONDS
 )
 INFERENCES = Counter(
     "circle_detector_inferences", "V2 inference requests by outcome", ["model", "outcome"]
@@ -39,6 +39,7 @@ INFERENCE_SECONDS = Histogram(
 def observe_batch(size: int, waits: Sequence[float], seconds: float) -> None:
     """The batcher's observer."""
     BATCH_SIZE.observe(size)
-    BATCH_SECONDS.observe(seconds)
+    STAGE_SECONDS.labels("network").observe(seconds)
+    queue = STAGE_SECONDS.labels("queue")
     for wait in waits:
-        QUEUE_SECONDS.observe(wait)
+        queue.observe(wait)
