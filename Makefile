@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 
-.PHONY: setup serve serve-bento-fast test lint model bento container backend test-web bench bench-bento train evaluate clean help
+.PHONY: setup serve serve-bento-fast test lint model bento container backend test-web bench bench-bento bench-peers train evaluate clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -38,10 +38,14 @@ lint: $(STAMP) ## ruff check and format check
 serve-bento-fast: model ## the Bento alone in one process (fast cold start, no supervisor)
 	$(BIN)/python -m bentos.circle_detector.standalone
 
-bench-bento: model ## Bento serving overhead and cold start, and the raw model's speed
-	$(BIN)/python benchmarks/serving_overhead.py
+bench-bento: model ## Bento serving overhead, batchers, cold start, and the raw model's speed
+	$(BIN)/python benchmarks/serving_overhead.py --standalone
+	$(BIN)/python benchmarks/batchers.py
 	$(BIN)/python benchmarks/cold_start_bento.py
 	$(BIN)/python benchmarks/model_speed.py
+
+bench-peers: $(STAMP) ## the Bento against KServe's ModelServer and MLServer (~15 min; own venvs)
+	nice -n 10 $(BIN)/python benchmarks/peers.py $(BENCH_ARGS)
 
 bench: $(STAMP) ## the local benchmark suite, about 4 minutes (results in benchmarks/results/)
 	nice -n 10 $(BIN)/python benchmarks/run_local.py $(BENCH_ARGS)

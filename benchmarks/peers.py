@@ -90,7 +90,7 @@ class Running:
 def ensure_venv(peer: str, torch: bool) -> Path:
     """The peer's virtual environment, created once per requirement set; returns its bin/."""
     wanted = PEER_REQUIREMENTS[peer] + MODEL_REQUIREMENTS + (["torch==2.13.0"] if torch else [])
-    venv = VENVS / peer
+    venv = VENVS / f"{peer}-{'torch' if torch else 'onnx'}"
     stamp = venv / "requirements.txt"
     if stamp.exists() and stamp.read_text().split() == wanted:
         return venv / "bin"

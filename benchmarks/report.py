@@ -91,7 +91,7 @@ def headline(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             f"{overhead:.2f}",
             f"images/s through the Bento (Locust, tritonclient, binary tensors) over images/s of "
             f"decode + `detect_arrays` in-process at the batch size the server reached "
-            f"(~{raw_batch}; torch threads {rounds[0].get('raw_torch_threads', '?')}, the faster "
+            f"(~{raw_batch}; threads {rounds[0].get('raw_threads', '?')}, the faster "
             f"of default and 1); 1.0 means serving costs nothing, median of {len(rounds)} rounds.",
         ),
         (
@@ -304,7 +304,7 @@ def plot(out: Path, results: dict[str, Any]) -> None:
         xs = [i + (k - 0.5) * width for i in range(len(buckets))]
         ax.bar(xs, [c for _, c in buckets], width, label=phase)
         ax.set_xticks(range(len(buckets)), [b for b, _ in buckets])
-    ax.set(xlabel="images per batch (BentoML adaptive_batch_size, from /metrics)",
+    ax.set(xlabel="images per batch (circle_detector_batch_size, from /metrics)",
            ylabel="batches", title=f"Batch sizes at {top} users")  # fmt: skip
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -322,7 +322,8 @@ def summary(results: dict[str, Any]) -> str:
         f"({meta.get('wall_s', '?')} s), git {m['git_commit']}.",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; load average "
         f"{_load(m['load_average_at_start'])} at start, {_load(m.get('load_average_at_end'))} "
-        f"at end; Python {m['python']}, torch {m['torch']}, BentoML {m['bentoml']}.",
+        f"at end; Python {m['python']}, ONNX Runtime {m.get('onnxruntime', '?')}, "
+        f"BentoML {m['bentoml']}.",
         "",
         f"Command: `{meta['command']}`",
         "",

@@ -133,12 +133,12 @@ async def load(url: str, files: list[bytes], clients: int, seconds: float) -> di
 class RawModel:
     """The model in-process, the plain way: decode + `detect_arrays`, one caller."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
         from bentos.circle_detector.model.detector import CircleDetector
         from bentos.circle_detector.model.imageio import decode_image
 
         self.decode = decode_image
-        self.detector = CircleDetector.load()
+        self.detector = CircleDetector.load(threads=threads)
 
     def throughput(self, files: list[bytes], batch: int, seconds: float) -> float:
         """Images/s at a fixed batch size."""
