@@ -16,7 +16,6 @@ import torch
 
 from .artifacts import (
     CHECKPOINT_FILE,
-    METADATA_FILE,
     ONNX_FILE,
     ModelInfo,
     sha256,
@@ -54,11 +53,14 @@ def onnx_bytes(net: torch.nn.Module) -> bytes:
 def write_model_folder(
     folder: Path, net: torch.nn.Module, info: ModelInfo, scorer: Scorer, checkpoint: Path
 ) -> list[Path]:
-    """Write ONNX + metadata into `folder` (copying the checkpoint there if it lives elsewhere)."""
+    """Write ONNX + metadata into `folder` (copying the checkpoint there if it lives elsewhere);
+    returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / CHECKPOINT_FILE
+    written = []
     if checkpoint.resolve() != target.resolve():
         shutil.copyfile(checkpoint, target)
+        written.append(target)
     onnx_file = folder / ONNX_FILE
     onnx_file.write_bytes(onnx_bytes(net))
     files = {
@@ -70,8 +72,7 @@ def write_model_folder(
             "exporter": f"torch {torch.__version__}",
         },
     }
-    write_metadata(folder, info, scorer, files)
-    return [target, onnx_file, folder / METADATA_FILE]
+    return [*written, onnx_file, write_metadata(folder, info, scorer, files)]
 
 
 def export_model(checkpoint: Path, folder: Path) -> list[Path]:

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     weights = Path(summary["weights"])
     written = export_model(weights, weights.parent)
-    print(f"exported {', '.join(str(p) for p in written[1:])}")
+    print(f"exported {', '.join(str(p) for p in written)}")
     if not args.skip_evaluation:
         from ..model.detector import CircleDetector
         from .evaluation import coins, evaluate_all, hard_synthetic, render_model_card
