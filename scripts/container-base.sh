@@ -6,7 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 BASE_IMAGE="${BASE_IMAGE:-localhost/circle-base:bookworm}"
 SUITE="${DEBIAN_SUITE:-bookworm}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-PACKAGES="${BASE_PACKAGES:-python3,python3-venv,ca-certificates,libgomp1,libglib2.0-0,curl}"
+PACKAGES="${BASE_PACKAGES:-python3,python3-venv,ca-certificates,libgomp1,libglib2.0-0}"
 
 usage() {
   cat <<USAGE
@@ -51,6 +51,10 @@ log "debootstrap $SUITE into $work/rootfs (packages: $PACKAGES)"
 debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$work/rootfs" "$MIRROR" \
   >"$work/debootstrap.log" 2>&1 || { tail -n 30 "$work/debootstrap.log" >&2; die "debootstrap failed"; }
 rm -rf "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/var/lib/apt/lists/*
+# What a server image never reads: translations, manuals, docs (licences kept), glibc's iconv
+# converters (Python has its own codecs), about 60 MB.
+rm -rf "$work"/rootfs/usr/share/{locale,man,info}/* "$work"/rootfs/usr/lib/x86_64-linux-gnu/gconv
+find "$work/rootfs/usr/share/doc" -type f ! -name copyright -delete
 log "importing into $BASE_IMAGE"
 tar -C "$work/rootfs" -c . | podman import \
   --change 'ENV LANG=C.UTF-8' --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null

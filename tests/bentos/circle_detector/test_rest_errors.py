@@ -333,21 +333,3 @@ def test_json_bytes_images_as_base64(http):
         for o in response.json()["outputs"]
     }
     assert_matches_reference(outputs, reference(images, **LOOSE))
-
-
-def test_bentoml_detect_api_answers_circles_and_refuses_garbage(http):
-    """`/detect` is the Bento's own batchable API, for BentoML's clients."""
-    image = circles_image(64, 64, 7)
-    files = {"images": ("a.png", encode(image), "image/png")}
-    response = http.post("/detect", files=files)
-    assert response.status_code == 200, response.text
-    expected = reference([image], 0.5, 100)[0]
-    found = response.json()[0]
-    assert len(found) == len(expected)
-    for circle, row in zip(found, expected, strict=True):
-        assert circle["center"] == pytest.approx(row[:2].tolist(), abs=0.01)
-        assert set(circle) == {"bbox", "center", "radius", "score"}
-    garbage = {"images": ("a.png", b"not an image", "image/png")}
-    assert http.post("/detect", files=garbage).status_code == 400
-    assert http.post("/detect", content=b"{").status_code == 400
-    assert http.get("/v2/health/live").status_code == 200
