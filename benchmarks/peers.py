@@ -321,9 +321,14 @@ def median_rows(rows: list[dict]) -> dict[tuple[str, str, int], dict[str, float]
     }  # fmt: skip
 
 
+def medians(results: dict[str, Any]) -> dict[tuple, dict[str, float]]:
+    """`results["medians"]` with its JSON keys back as (server, protocol, users)."""
+    return {tuple(json.loads(k)): v for k, v in results["medians"].items()}
+
+
 def headline(results: dict[str, Any]) -> list[tuple[str, float, str]]:
     """(figure, value, verdict) for each of the issue's targets."""
-    m = {tuple(json.loads(k)): v for k, v in results["medians"].items()}
+    m = medians(results)
     cold = results["cold_start"]
 
     def ratio(a: tuple, b: tuple, key: str) -> float:
@@ -355,7 +360,7 @@ def _verdict(value: float, goal: str) -> str:
 
 
 def summary(results: dict[str, Any]) -> str:
-    m = {tuple(json.loads(k)): v for k, v in results["medians"].items()}
+    m = medians(results)
     lines = [
         "# Peers: the Bento, KServe's ModelServer, MLServer",
         "",
@@ -390,7 +395,7 @@ def plot(out: Path, results: dict[str, Any]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    m = {tuple(json.loads(k)): v for k, v in results["medians"].items()}
+    m = medians(results)
     users = sorted({k[2] for k in m})
     fig, axes = plt.subplots(2, 2, figsize=(9, 6), dpi=80, sharex=True)
     for col, proto in enumerate(("rest", "grpc")):

@@ -21,6 +21,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .decoding import sigmoid
 from .refine import Refinement
 
 #: The edge features, in the order of `edge_features`' columns.
@@ -94,11 +95,6 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-z))
-
-
 #: State-dict keys, as the torch module that fits the score names its parameters.
 STATE_KEYS = (
     "heat_weight",
@@ -142,11 +138,11 @@ class Scorer:
         """Calibrated probabilities (K,) from raw heat (K,) and features (K, F)."""
         if len(heat) == 0:
             return np.zeros(0, dtype=np.float64)
-        return _sigmoid(self.logits(logit(heat), features))
+        return sigmoid(self.logits(logit(heat), features))
 
     def best_possible(self, heat: np.ndarray) -> np.ndarray:
         """The highest score each heat could reach with the most circle-like edge."""
-        return _sigmoid(self.heat_weight * logit(heat) + self.bias + self.bound)
+        return sigmoid(self.heat_weight * logit(heat) + self.bias + self.bound)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         values = (
