@@ -56,13 +56,11 @@ def _import_folder(folder: Path) -> tuple[str, bool]:
     import bentoml
     from bentoml.exceptions import NotFound
 
-    from ..model.artifacts import MODEL_NAME, onnx_path, read_metadata
+    from ..model.artifacts import MODEL_NAME, checked_file, read_metadata
 
     info, _, files = read_metadata(folder)
-    onnx_path(folder)  # present and matching its digest
-    missing = [name for name in MODEL_FILES if not (folder / name).is_file()]
-    if missing:
-        raise ModelFileError(f"model folder {folder} lacks {', '.join(missing)}")
+    for kind in ("onnx", "checkpoint"):
+        checked_file(folder, files, kind)  # present and matching its digest
     tag = f"{MODEL_NAME}:{store_version(info.version, files['checkpoint']['sha256'])}"
     try:
         bentoml.models.get(tag)

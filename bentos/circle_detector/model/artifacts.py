@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,19 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def write_atomically(path: Path, data: bytes) -> Path:
+    """Write `path` whole or not at all: a temporary file beside it, then a rename. A process
+    killed mid-export leaves whole files; the digests in the metadata catch a folder left
+    with files of two exports."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def write_metadata(
     folder: Path, info: ModelInfo, scorer: Scorer, files: dict[str, dict[str, Any]]
 ) -> Path:
@@ -66,9 +80,9 @@ def write_metadata(
         "files": files,
         "metadata": info.metadata,
     }
-    path = Path(folder) / METADATA_FILE
-    path.write_text(json.dumps(doc, indent=1, default=str) + "\n")
-    return path
+    return write_atomically(
+        Path(folder) / METADATA_FILE, (json.dumps(doc, indent=1, default=str) + "\n").encode()
+    )
 
 
 def read_metadata(folder: Path) -> tuple[ModelInfo, Scorer, dict[str, dict[str, Any]]]:
@@ -95,13 +109,15 @@ def read_metadata(folder: Path) -> tuple[ModelInfo, Scorer, dict[str, dict[str, 
     return info, scorer, files
 
 
-def onnx_path(folder: Path) -> Path:
-    """The folder's ONNX file, checked against the digest its metadata recorded."""
-    _, _, files = read_metadata(folder)
-    path = Path(folder) / ONNX_FILE
+def checked_file(folder: Path, files: dict[str, dict[str, Any]], kind: str) -> Path:
+    """The folder's `kind` file (`onnx` or `checkpoint`), checked against the digest its
+    metadata (`files`) recorded."""
+    path = Path(folder) / (ONNX_FILE if kind == "onnx" else CHECKPOINT_FILE)
     if not path.is_file():
         raise ModelFileError(f"{path} is missing; run `circle-detector export`")
-    expected = files.get("onnx", {}).get("sha256")
+    expected = files.get(kind, {}).get("sha256")
     if expected and sha256(path) != expected:
-        raise ModelFileError(f"{path} does not match the digest in {METADATA_FILE}")
+        raise ModelFileError(
+            f"{path} does not match the digest in {METADATA_FILE}; run `circle-detector export`"
+        )
     return path

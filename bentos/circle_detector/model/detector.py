@@ -19,13 +19,12 @@ import cv2
 import numpy as np
 
 from .artifacts import (
-    CHECKPOINT_FILE,
     MODEL_DIR,
     MODEL_NAME,
     WEIGHTS_PATH,
     ModelFileError,
     ModelInfo,
-    onnx_path,
+    checked_file,
     read_metadata,
 )
 from .decoding import circle_nms, decode_candidates
@@ -149,13 +148,21 @@ class CircleDetector:
         path = Path(path) if path is not None else MODEL_DIR
         if not path.exists():
             raise ModelFileError(f"{path} does not exist")
-        if path.is_dir() and runtime == "onnx":
-            info, scorer, _ = read_metadata(path)
-            network: Network = OnnxNetwork(onnx_path(path), threads)
-            return cls(network, info, scorer, max_side)
+        if path.is_dir():
+            info, scorer, files = read_metadata(path)
+            if runtime == "onnx":
+                onnx_file = checked_file(path, files, "onnx")
+                try:
+                    network: Network = OnnxNetwork(onnx_file, threads)
+                except Exception as exc:  # onnxruntime raises its own kinds for a bad file
+                    raise ModelFileError(
+                        f"{onnx_file} is not a loadable ONNX model: {exc}"
+                    ) from exc
+                return cls(network, info, scorer, max_side)
+            path = checked_file(path, files, "checkpoint")
         from .checkpoint import load_checkpoint
 
-        net, info, scorer = load_checkpoint(path / CHECKPOINT_FILE if path.is_dir() else path)
+        net, info, scorer = load_checkpoint(path)
         if runtime == "torch":
             network = TorchNetwork(net, threads)
         else:

@@ -8,7 +8,6 @@ nearest-neighbour upsampling with dynamic shapes and needs no onnxscript.
 from __future__ import annotations
 
 import io
-import shutil
 import warnings
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from .artifacts import (
     ONNX_FILE,
     ModelInfo,
     sha256,
+    write_atomically,
     write_metadata,
 )
 from .checkpoint import load_checkpoint
@@ -59,10 +59,8 @@ def write_model_folder(
     target = folder / CHECKPOINT_FILE
     written = []
     if checkpoint.resolve() != target.resolve():
-        shutil.copyfile(checkpoint, target)
-        written.append(target)
-    onnx_file = folder / ONNX_FILE
-    onnx_file.write_bytes(onnx_bytes(net))
+        written.append(write_atomically(target, checkpoint.read_bytes()))
+    onnx_file = write_atomically(folder / ONNX_FILE, onnx_bytes(net))
     files = {
         "checkpoint": {"file": CHECKPOINT_FILE, "sha256": sha256(target)},
         "onnx": {

@@ -4,11 +4,13 @@ serves V2 only."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import bentoml
 import httpx
 import pytest
+from PIL import Image
 
 from tests.bentos.circle_detector.images import circles_image, encode, reference
 
@@ -44,3 +46,27 @@ def test_bentomls_own_client_calls_detect(bento_server, tmp_path):
     with bentoml.SyncHTTPClient(bento_server.base_url) as client:
         found = client.detect(images=[Path(path)])
     assert len(found) == 1 and len(found[0]) == len(reference([image], 0.5, 100)[0])
+
+
+def _bomb_png(side: int = 6000) -> bytes:
+    """A side x side 1-bit PNG: a few kB on the wire, side**2 pixels once decoded."""
+    buf = io.BytesIO()
+    Image.new("1", (side, side)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("content", "phrase"),
+    [
+        (encode(circles_image(64, 64, 9))[:60], "truncated or corrupt"),
+        (b"", "empty"),
+        (_bomb_png(), "over the limit"),
+        (b"GIF89a" + b"\0" * 64, "not a recognised image"),
+    ],
+    ids=["truncated", "empty", "decompression-bomb", "wrong-type"],
+)
+def test_detect_refuses_bad_files_with_a_message(http, content, phrase):
+    response = http.post("/detect", files={"images": ("x.png", content, "image/png")})
+    assert response.status_code == 400, response.text
+    assert phrase in response.text
+    assert http.get("/v2/health/live").status_code == 200

@@ -60,3 +60,32 @@ def test_missing_or_corrupt_weights_are_clear_errors(tmp_path):
         )
         assert done.returncode == 2
         assert phrase in done.stderr and "Traceback" not in done.stderr
+
+
+KILLED_IMPORT = """
+import os, shutil, signal
+from bentos.circle_detector.commands import import_model
+copied, real_copy = [], shutil.copyfile
+def copy_then_die(src, dst):
+    if copied:
+        os.kill(os.getpid(), signal.SIGKILL)  # killed after the first file of the entry
+    copied.append(real_copy(src, dst))
+shutil.copyfile = copy_then_die
+import_model.import_model()
+"""
+
+
+def test_an_import_killed_mid_copy_leaves_no_entry_and_a_retry_completes(tmp_path):
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "BENTOML_DO_NOT_TRACK": "true"}
+    done = subprocess.run(
+        [sys.executable, "-c", KILLED_IMPORT], cwd=REPO_ROOT, env=env, timeout=120
+    )
+    assert done.returncode == -9
+    listing = subprocess.run(
+        [str(BENTOML), "models", "list", "-o", "json"],
+        env=env, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    assert json.loads(listing) == [], "a half-copied model must not be in the store"
+    tag = _run(tmp_path).split()[-1]
+    folder = next((tmp_path / "models" / "circle-detector").glob("*/circle_detector.json")).parent
+    assert CircleDetector.load(folder).info.version == "2" and tag.startswith("circle-detector:")
