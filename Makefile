@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 
-.PHONY: setup serve serve-bento-fast test lint model bento container backend test-web bench bench-bento bench-peers train evaluate clean help
+.PHONY: setup serve serve-bento-fast test chaos lint model bento container backend test-web bench bench-bento bench-peers train evaluate clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -30,7 +30,11 @@ test: $(STAMP) ## set up, then run ruff and the whole test suite
 	bash scripts/test-deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -m "not chaos" $(PYTEST_ARGS)
+
+chaos: $(STAMP) ## set up, then run the fault-injection tests (SIGKILL, outages, memory abuse)
+	bash scripts/test-deps.sh
+	$(BIN)/python -m pytest -p no:cacheprovider -m chaos $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
