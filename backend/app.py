@@ -19,6 +19,7 @@ from backend.errors import install_error_handlers
 from backend.images import ImageService
 from backend.inference import make_client
 from backend.metrics import Metrics, MetricsMiddleware
+from backend.reconcile import reconcile
 from backend.schemas import API_PREFIX
 from backend.storage import LocalStorage
 
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         storage = LocalStorage(settings.resolved_storage_dir)
         app.state.service = ImageService(settings, storage, client, metrics)
         async with RegisterTortoise(app, config=tortoise_config(settings)):
+            if settings.reconcile_on_start:  # heal what a crash left (backend/reconcile.py)
+                await reconcile(storage, settings)
             retry = None
             if settings.pending_retry_interval_s > 0:
                 retry = asyncio.create_task(

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         None, description="Where uploaded files go (the PVC in Kubernetes); empty: DATA_DIR/images."
     )
     migrate_on_start: bool = Field(True, description="Apply database migrations at start-up.")
+    reconcile_on_start: bool = Field(
+        True,
+        description="At start-up, bring storage and database back in step after a crash "
+        "(interrupted deletes restored or purged, temporary and orphan files removed).",
+    )
 
     mode: Mode = Field(Mode.REAL, description="`real` calls the model server; `dummy` fakes it.")
     model_server_url: str = Field(
@@ -87,6 +92,26 @@ class Settings(BaseSettings):
     max_image_pixels: int = Field(
         4096 * 4096, gt=0, description="Largest accepted width x height (decompression bombs: 413)."
     )
+    budget_body_bytes: int = Field(
+        128 * 1024 * 1024,
+        gt=0,
+        description="Process-wide budget of file bytes held in memory at once (uploads being "
+        "received and checked, files read for detection or drawing); work beyond it waits.",
+    )
+    budget_pixel_bytes: int = Field(
+        160 * 1024 * 1024,
+        gt=0,
+        description="Process-wide budget of decoded-pixel memory (checking uploads, drawing "
+        "annotations and thumbnails); work beyond it waits.",
+    )
+    budget_wait_s: float = Field(
+        20.0, ge=0, description="Longest wait for the memory budget before a 503 + Retry-After."
+    )
+    annotated_max_side: int = Field(
+        2048, ge=64, description="Longest side of `/annotated` PNGs (larger images are scaled)."
+    )
+    thumbnail_side: int = Field(256, ge=16, le=1024, description="Longest side of thumbnails.")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After of 503/507 answers (seconds).")
     api_key: SecretStr | None = Field(
         None, description="When set, writes need header `X-API-Key` (or `Authorization: Bearer`)."
     )

@@ -3,6 +3,8 @@
 `Blob` is one stored file (content-addressed by SHA-256); `Image` is one upload pointing at a
 blob (identical uploads share the file); `Detection` is one circle found in an image. The blob
 row is also the lock that keeps a file and the rows pointing at it consistent (see images.py).
+An image whose file was found missing (reconciliation, backend/reconcile.py) is `failed` with
+the reason in `error`; its file routes answer 410.
 CHECK constraints that Tortoise cannot express live in the migration files.
 """
 
@@ -61,6 +63,8 @@ class Image(Model):
     created_at = fields.DatetimeField(auto_now_add=True, db_index=True)
     updated_at = fields.DatetimeField(auto_now=True)
     detected_at = fields.DatetimeField(null=True)
+    #: Upload Idempotency-Key: a retry with it returns this image.
+    idempotency_key = fields.CharField(max_length=200, null=True, unique=True)
 
     detections: fields.ReverseRelation[Detection]
 

@@ -68,6 +68,7 @@ class Links(BaseModel):
     self: str
     file: str
     annotated: str
+    thumbnail: str
     objects: str
     detect: str
 
@@ -126,6 +127,7 @@ class ImageSummary(BaseModel):
                 self=base,
                 file=f"{base}/file",
                 annotated=f"{base}/annotated",
+                thumbnail=f"{base}/thumbnail",
                 objects=f"{base}/objects",
                 detect=f"{base}/detect",
             ),

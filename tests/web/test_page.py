@@ -378,8 +378,8 @@ def test_a_format_the_browser_cannot_show_falls_back_to_the_annotated_png(browse
         expect(viewer).to_contain_text("This browser cannot show this format")
         expect(viewer.locator("table.objects tbody tr")).to_have_count(len(image["objects"]))
         thumb = page.locator(f"#history li[data-image-id='{image['id']}'] img")
-        expect(thumb).to_have_attribute("src", image["links"]["annotated"])
-        expect(thumb).to_have_js_property("naturalWidth", image["width"])
+        expect(thumb).to_have_attribute("src", image["links"]["thumbnail"])  # a JPEG: any format
+        expect(thumb).to_have_js_property("naturalWidth", image["width"])  # small: not scaled
         w.screenshot("tiff-fallback")
 
 

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import os
+import re
+from collections.abc import AsyncIterator
+from typing import Annotated, BinaryIO
 from uuid import UUID
 
-from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.responses import JSONResponse
+import anyio.to_thread
+from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from backend.api.deps import Service, WriteAccess
 from backend.errors import APIError
 from backend.models import ImageStatus
 from backend.schemas import ErrorOut, ImageOut, ImagePage, ImageSummary, ObjectOut
-from backend.uploads import read_upload
+from backend.uploads import OVERHEAD_BYTES, read_upload
 
 router = APIRouter(prefix="/images", tags=["images"])
 
@@ -24,8 +28,30 @@ MaxDetections = Annotated[
 ]
 #: Uploaded bytes are served as the type judged at upload, never re-sniffed nor run as a page.
 UNTRUSTED = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
-IMAGE_ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}}
+OUTAGE = {
+    "model": ErrorOut,
+    "description": "Database or storage unavailable, or the server busy (memory budget); "
+    "try again after `Retry-After` seconds.",
+}
+IMAGE_ERRORS = {404: {"model": ErrorOut}, 422: {"model": ErrorOut}, 503: OUTAGE}
+FILE_ERRORS = {
+    **IMAGE_ERRORS,
+    410: {"model": ErrorOut, "description": "The image's stored file is missing."},
+}
 WRITE_ERRORS = {401: {"model": ErrorOut}}
+#: How much memory an upload may take per byte of its body: the body as received, the copy
+#: handed on, and the model client's encoding of it.
+UPLOAD_MEMORY_FACTOR = 3
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Any unique string of up to 200 visible ASCII characters. A retry with the "
+        "same key and the same file returns the image the first attempt stored (200) instead "
+        "of a second one; the same key with another file is a 422.",
+    ),
+]
 
 UPLOAD_BODY = {
     "requestBody": {
@@ -70,9 +96,20 @@ def _image_response(image, objects, timings, status_code: int, request: Request)
             ".../detect later) or `failed` (the model server refused the image; `error` says "
             "why). The image id is in the body and the Location header.",
         },
+        200: {
+            "model": ImageOut,
+            "description": "A retry with the same Idempotency-Key and file: the image the "
+            "first attempt stored (header `Idempotent-Replayed: true`).",
+        },
         413: {"model": ErrorOut, "description": "File or pixel count over the limit."},
         415: {"model": ErrorOut, "description": "Not an image, or an unsupported format."},
-        422: {"model": ErrorOut, "description": "Empty, truncated or corrupt image; bad form."},
+        422: {
+            "model": ErrorOut,
+            "description": "Empty, truncated or corrupt image; bad form; an Idempotency-Key "
+            "already used for another file.",
+        },
+        503: OUTAGE,
+        507: {"model": ErrorOut, "description": "Storage full; nothing was stored."},
         **WRITE_ERRORS,
     },
 )
@@ -81,14 +118,31 @@ async def upload_image(
     service: Service,
     score_threshold: ScoreThreshold = None,
     max_detections: MaxDetections = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> JSONResponse:
     """Upload one image (multipart field `file`), store it and detect its circles."""
-    upload = await read_upload(request, service.settings.max_upload_bytes)
-    params = service.params(score_threshold, max_detections)
-    image, timings = await service.create(upload, params)
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise APIError(422, "Idempotency-Key must be 1 to 200 visible ASCII characters")
+    limit = service.settings.max_upload_bytes
+    async with service.body_budget.reserve(UPLOAD_MEMORY_FACTOR * _body_size(request, limit)):
+        upload = await read_upload(request, limit)
+        params = service.params(score_threshold, max_detections)
+        image, timings, replayed = await service.create(upload, params, idempotency_key)
+        del upload
     objects = await service.detections(image)
+    if replayed:
+        response = _image_response(image, objects, None, 200, request)
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
     status = 201 if image.status == ImageStatus.DONE else 202
     return _image_response(image, objects, timings, status, request)
+
+
+def _body_size(request: Request, limit: int) -> int:
+    """The body's declared size, or the most it may be (what the memory budget reserves)."""
+    declared = request.headers.get("content-length", "")
+    most = limit + OVERHEAD_BYTES
+    return min(int(declared), most) if declared.isdigit() else most
 
 
 @router.get("/", response_model=ImagePage)
@@ -117,27 +171,58 @@ async def get_image(image_id: UUID, service: Service) -> ImageOut:
 @router.get(
     "/{image_id}/file",
     response_class=Response,
-    responses={200: {"content": {"image/*": {}}}, **IMAGE_ERRORS},
+    responses={200: {"content": {"image/*": {}}}, **FILE_ERRORS},
 )
 async def get_image_file(image_id: UUID, service: Service) -> Response:
-    """The original bytes, with the content type judged at upload."""
+    """The original bytes, with the content type judged at upload (streamed from storage)."""
     image = await service.get(image_id)
-    return Response(
-        await service.read_file(image),
+    fh = await service.open_file(image)
+    size = os.fstat(fh.fileno()).st_size
+    return StreamingResponse(
+        _chunks(fh),
         media_type=image.content_type,
-        headers={"Cache-Control": "private, max-age=31536000, immutable", **UNTRUSTED},
+        headers={
+            "Content-Length": str(size),
+            "Cache-Control": "private, max-age=31536000, immutable",
+            **UNTRUSTED,
+        },
     )
+
+
+async def _chunks(fh: BinaryIO, size: int = 256 * 1024) -> AsyncIterator[bytes]:
+    """Read an open file in chunks off the event loop, closing it at the end."""
+    try:
+        while chunk := await anyio.to_thread.run_sync(fh.read, size):
+            yield chunk
+    finally:
+        fh.close()
 
 
 @router.get(
     "/{image_id}/annotated",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **IMAGE_ERRORS},
+    responses={200: {"content": {"image/png": {}}}, **FILE_ERRORS},
 )
 async def get_annotated(image_id: UUID, service: Service) -> Response:
-    """PNG of the image with the detected circles drawn."""
+    """PNG of the image with the detected circles drawn, at most ANNOTATED_MAX_SIDE pixels on
+    its longest side (circles scaled with it); cached in storage."""
     image = await service.get(image_id)
     return Response(await service.annotated(image), media_type="image/png", headers=UNTRUSTED)
+
+
+@router.get(
+    "/{image_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **FILE_ERRORS},
+)
+async def get_thumbnail(image_id: UUID, service: Service) -> Response:
+    """A small JPEG of the image (at most THUMBNAIL_SIDE pixels), cached in storage."""
+    image = await service.get(image_id)
+    return Response(
+        await service.thumbnail(image),
+        media_type="image/jpeg",
+        headers={"Cache-Control": "private, max-age=86400", **UNTRUSTED},
+    )
 
 
 @router.delete(
@@ -173,11 +258,12 @@ async def get_object(
     dependencies=[WriteAccess],
     responses={
         200: {"description": "Detected; objects replaced by this run's."},
+        **FILE_ERRORS,
         503: {
             "model": ErrorOut,
-            "description": "The model server is still unreachable; the image stays `pending`.",
+            "description": "The model server is still unreachable (the image stays `pending`), "
+            "or the database or storage is unavailable; try again after `Retry-After`.",
         },
-        **IMAGE_ERRORS,
         422: {"model": ErrorOut, "description": "Bad id, or the model server refused the image."},
         **WRITE_ERRORS,
     },

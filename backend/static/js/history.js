@@ -19,17 +19,12 @@ export function setupHistory({ list, range, newer, older, status, refresh }, onO
         "button",
         { type: "button", className: "thumb", onclick: () => onOpen(item.id) },
         h("img", {
-          src: item.links.file,
+          // The server's small JPEG (any format, TIFF included), never the original.
+          src: item.links.thumbnail,
           alt: "",
           loading: "lazy",
           width: item.width,
           height: item.height,
-          // Formats the browser cannot show (TIFF): the server's annotated PNG instead.
-          onerror: (event) => {
-            if (!event.target.src.endsWith(item.links.annotated)) {
-              event.target.src = item.links.annotated;
-            }
-          },
         }),
         h("span", { className: "name" }, item.filename || "(no name)"),
         h(

@@ -1,0 +1,129 @@
+"""Start-up reconciliation of storage with the database, so that any crash heals on restart.
+
+What a killed upload or delete can leave behind (see the orders in images.py and storage.py),
+and what becomes of it:
+
+| found                                   | meaning                          | done          |
+|-----------------------------------------|----------------------------------|---------------|
+| `.tmp/*` (`.part` files, probes)        | a write that never finished      | removed       |
+| `.trash/<key>.*`, blob row present      | a delete that never committed    | restored      |
+| `.trash/<key>.*`, no blob row           | a delete committed, not purged   | purged        |
+| a stored file without a blob row        | an upload that never committed   | removed       |
+| a blob row without its file             | lost outside the backend         | images failed |
+| `.derived/<key>/` without a stored file | a cache of something deleted     | removed       |
+
+On PostgreSQL several replicas share the storage: uploads and deletes hold a shared advisory
+lock for their transaction (`hold_writer_lock`) and reconciliation takes it exclusively, so it
+runs only while no other replica's write is in flight and never mistakes one for debris. On
+SQLite the database belongs to one process, which reconciles before it serves.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import anyio.to_thread
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import in_transaction
+
+from backend.config import Settings
+from backend.models import Blob, Image, ImageStatus
+from backend.storage import LocalStorage
+
+log = logging.getLogger(__name__)
+
+#: Arbitrary constant naming the advisory lock between writers (shared) and reconciliation.
+WRITER_LOCK = 0x0C1_2C1F
+MISSING_FILE = "the stored file of this image is missing; delete the image and upload it again"
+_CHUNK = 500
+
+
+@dataclass
+class Report:
+    """What reconciliation found and did (logged, and returned for tests)."""
+
+    temp_removed: int = 0
+    restored: int = 0
+    purged: int = 0
+    orphans_removed: int = 0
+    missing: list[str] = field(default_factory=list)
+    images_failed: int = 0
+    derived_removed: int = 0
+
+    def __bool__(self) -> bool:
+        return any(v for v in vars(self).values())
+
+
+async def hold_writer_lock(conn: BaseDBAsyncClient, settings: Settings) -> None:
+    """In a write transaction: the shared side of the lock reconciliation takes exclusively."""
+    if settings.dialect == "postgres":
+        await conn.execute_query("SELECT pg_advisory_xact_lock_shared($1)", [WRITER_LOCK])
+
+
+async def _known(conn: BaseDBAsyncClient, keys: Iterable[str]) -> set[str]:
+    """The keys among `keys` that have a blob row."""
+    keys = list(keys)
+    found: set[str] = set()
+    for i in range(0, len(keys), _CHUNK):
+        chunk = keys[i : i + _CHUNK]
+        rows = await Blob.filter(sha256__in=chunk).using_db(conn).values_list("sha256", flat=True)
+        found.update(rows)
+    return found
+
+
+async def reconcile(storage: LocalStorage, settings: Settings) -> Report:
+    """Bring storage and database back in step after a crash; see the module's table."""
+    report = Report()
+    async with in_transaction() as conn:
+        if settings.dialect == "postgres":
+            await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [WRITER_LOCK])
+        await _files_side(storage, conn, report)
+        await _rows_side(storage, conn, report)
+    if report:
+        log.warning("reconciled storage with the database: %s", report)
+    return report
+
+
+async def _files_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Report) -> None:
+    run = anyio.to_thread.run_sync
+    for path in await run(storage.temp_files):
+        await run(lambda p=path: p.unlink(missing_ok=True))
+        report.temp_removed += 1
+    for path in await run(lambda: list(storage.stray_files())):
+        await run(lambda p=path: p.unlink(missing_ok=True))
+        report.temp_removed += 1
+    trash = await run(storage.trash_tokens)
+    known = await _known(conn, {key for _, key in trash})
+    for token, key in trash:
+        if key in known and not await storage.exists(key):
+            await storage.restore(token, key)
+            report.restored += 1
+        else:
+            await storage.purge(token)
+            report.purged += 1
+    stored = await run(lambda: list(storage.stored_keys()))
+    known = await _known(conn, stored)
+    for key in stored:
+        if key not in known:
+            await run(storage.remove, key)
+            report.orphans_removed += 1
+    derived = await run(storage.derived_keys)
+    for key in derived:
+        if key not in known or not await storage.exists(key):
+            await run(storage.drop_derived, key)
+            report.derived_removed += 1
+
+
+async def _rows_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Report) -> None:
+    keys = await Blob.all().using_db(conn).values_list("sha256", flat=True)
+    report.missing = [k for k in keys if not await storage.exists(k)]
+    for i in range(0, len(report.missing), _CHUNK):
+        chunk = report.missing[i : i + _CHUNK]
+        report.images_failed += (
+            await Image.filter(blob_id__in=chunk)
+            .exclude(status=ImageStatus.FAILED, error=MISSING_FILE)
+            .using_db(conn)
+            .update(status=ImageStatus.FAILED, error=MISSING_FILE)
+        )
