@@ -21,9 +21,10 @@ the InferenceService's Ready condition. The model may scale to zero afterwards; 
   --canary-percent N    share of traffic for the new model revision (with --with canary)
   --dry-run             validate against the cluster's API server without changing anything
 
-Before stage/prod: the Secret circle-detector-db (key database-url) must exist in the overlay's
-namespace, and the TLS Secret circle-detector-tls in istio-system (see k8s/README.md); the script
-stops with the command to create whichever is missing.
+Before dev/stage/prod: the Secret circle-detector-api-key (key api-key) must exist in the
+overlay's namespace; before stage/prod also the Secret circle-detector-db (key database-url) there,
+and the TLS Secret circle-detector-tls in istio-system (see k8s/README.md). The script stops
+with the command to create whichever is missing.
 
 Environment (defaults):
   KUBE_CONTEXT   the current context (for local: kind-circle-detector)
@@ -62,6 +63,11 @@ if grep -q 'name: circle-detector-db' "$manifests" && ((dry_run == 0)); then
   k -n "$ns" get secret circle-detector-db >/dev/null 2>&1 || die "Secret circle-detector-db missing in $ns:
   kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
   kubectl -n $ns create secret generic circle-detector-db --from-literal=database-url='postgres://USER:PASSWORD@HOST:5432/DB'"
+fi
+if grep -q 'name: circle-detector-api-key' "$manifests" && ((dry_run == 0)); then
+  k -n "$ns" get secret circle-detector-api-key >/dev/null 2>&1 || die "Secret circle-detector-api-key missing in $ns:
+  kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n $ns create secret generic circle-detector-api-key --from-literal=api-key=\"\$(openssl rand -hex 32)\""
 fi
 if grep -q 'credentialName: circle-detector-tls' "$manifests"; then
   k -n istio-system get secret circle-detector-tls >/dev/null 2>&1 || die "TLS Secret missing:

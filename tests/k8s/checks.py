@@ -357,6 +357,21 @@ def check_backend(
     return problems
 
 
+def check_api_key(docs: list[Doc], public: bool) -> list[str]:
+    """Overlays behind the public gateway protect writes with API_KEY from a Secret; none has it
+    as a literal (a key in a manifest is a key in git)."""
+    dep = find(docs, "Deployment", "circle-detector-backend")[0]
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    key = env_of(c).get("API_KEY")
+    if key is not None and "value" in key:
+        return ["backend: API_KEY is a literal in the manifest; take it from a Secret"]
+    if any("API_KEY" in cm.get("data", {}) for cm in find(docs, "ConfigMap")):
+        return ["backend: API_KEY is in a ConfigMap; take it from a Secret"]
+    if public and "secretKeyRef" not in (key or {}).get("valueFrom", {}):
+        return ["backend: API_KEY must come from a Secret (writes are open otherwise)"]
+    return []
+
+
 def check_high_availability(docs: list[Doc]) -> list[str]:
     """stage/prod: PostgreSQL from a Secret, replicas > 1, PDB, HPA, a shared volume."""
     problems = []

@@ -262,3 +262,20 @@ def test_grpc_variant_must_keep_http_off_the_grpc_port(bento):
         _model_container(d)["command"][-1] = str(bento.grpc_port)
 
     assert _has(checks.check_model(checks.mutated(docs, ISVC, same_port), bento), "pin the HTTP")
+
+
+def _api_key_as_literal(deployment: dict) -> None:
+    for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]:
+        if e["name"] == "API_KEY":
+            e.pop("valueFrom")
+            e["value"] = "hunter2"
+
+
+def test_api_key_check_catches_open_writes_and_literal_keys(prod, local):
+    assert checks.check_api_key(prod, public=True) == []
+    assert checks.check_api_key(local, public=False) == []
+    assert _has(checks.check_api_key(local, public=True), "must come from a Secret")
+    literal = checks.mutated(prod, "Deployment", _api_key_as_literal)
+    assert _has(checks.check_api_key(literal, public=True), "literal")
+    in_config = checks.mutated(local, "ConfigMap", lambda cm: cm["data"].update(API_KEY="x"))
+    assert _has(checks.check_api_key(in_config, public=False), "ConfigMap")

@@ -83,14 +83,21 @@ def test_deploy_local_applies_the_rendered_overlay_and_waits(cluster):
 
 
 def test_deploy_stage_stops_before_applying_without_the_database_secret(cluster):
-    result = cluster("deploy.sh", "stage", secrets="circle-detector-tls")
+    result = cluster("deploy.sh", "stage", secrets="circle-detector-tls circle-detector-api-key")
     assert result.returncode != 0
     assert "create secret generic circle-detector-db" in result.stderr
     assert not (cluster.dir / "applied.yaml").exists()
 
 
+def test_deploy_dev_stops_without_the_api_key_secret(cluster):
+    result = cluster("deploy.sh", "dev")
+    assert result.returncode != 0
+    assert "create secret generic circle-detector-api-key" in result.stderr
+    assert not (cluster.dir / "applied.yaml").exists()
+
+
 def test_deploy_prod_stops_without_the_tls_secret(cluster):
-    result = cluster("deploy.sh", "prod", secrets="circle-detector-db")
+    result = cluster("deploy.sh", "prod", secrets="circle-detector-db circle-detector-api-key")
     assert result.returncode != 0
     assert "create secret tls circle-detector-tls" in result.stderr
     assert not (cluster.dir / "applied.yaml").exists()
@@ -105,7 +112,7 @@ def test_deploy_prod_with_its_secrets_and_a_canary(cluster):
         "canary",
         "--bento-image",
         image,
-        secrets="circle-detector-db circle-detector-tls",
+        secrets="circle-detector-db circle-detector-tls circle-detector-api-key",
     )
     assert result.returncode == 0, result.stderr
     applied = _docs(cluster.dir / "applied.yaml")

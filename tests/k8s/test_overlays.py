@@ -29,6 +29,7 @@ def test_variant_passes_every_check(overlay, components, bento, backend, kuberne
         + checks.check_model(docs, bento)
         + checks.check_backend(docs, backend, bento.model_name)
         + checks.check_routing(docs, backend, tls=ha)
+        + checks.check_api_key(docs, public=overlay != "local")
         + (checks.check_high_availability(docs) if ha else [])
     )
     assert problems == []
