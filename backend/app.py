@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from tortoise.contrib.fastapi import RegisterTortoise
 
+from backend.api.deps import ReadAccess
 from backend.api.routes import health, images
 from backend.config import Settings
 from backend.db import apply_migrations, prepare_filesystem, tortoise_config
@@ -19,6 +20,7 @@ from backend.errors import install_error_handlers
 from backend.images import ImageService
 from backend.inference import make_client
 from backend.metrics import Metrics, MetricsMiddleware
+from backend.pending import retry_pending_forever
 from backend.reconcile import reconcile
 from backend.schemas import API_PREFIX
 from backend.storage import LocalStorage
@@ -53,9 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await reconcile(storage, settings)
             retry = None
             if settings.pending_retry_interval_s > 0:
-                retry = asyncio.create_task(
-                    _retry_pending_forever(app.state.service, settings.pending_retry_interval_s)
-                )
+                retry = asyncio.create_task(retry_pending_forever(app.state.service))
             try:
                 yield
             finally:
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     retry.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await retry
+                    log.info("background retry stopped")
                 await client.close()
 
     app = FastAPI(
@@ -75,22 +76,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     install_error_handlers(app)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
-    app.include_router(images.router, prefix=API_PREFIX)
+    # API_KEY_FOR_READS: every /api route needs the key (writes need it regardless).
+    app.include_router(images.router, prefix=API_PREFIX, dependencies=[ReadAccess])
     app.include_router(health.router)
     _serve_page(app, settings)
     return app
-
-
-async def _retry_pending_forever(service: ImageService, interval_s: float) -> None:
-    """Finish pending images in the background once the model server is back."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            done = await service.retry_pending(older_than_s=interval_s)
-            if done:
-                log.info("background retry finished %d pending image(s)", done)
-        except Exception:
-            log.exception("background retry of pending images failed")
 
 
 def _serve_page(app: FastAPI, settings: Settings) -> None:

@@ -55,7 +55,8 @@ class Settings(BaseSettings):
 
     mode: Mode = Field(Mode.REAL, description="`real` calls the model server; `dummy` fakes it.")
     model_server_url: str = Field(
-        "127.0.0.1:3000", description="host:port of the V2 model server (a scheme is ignored)."
+        "127.0.0.1:3000",
+        description="host:port of the V2 model server; https:// or grpcs:// turns TLS on.",
     )
     model_name: str = Field("circle-detector", description="V2 model name to call.")
     model_host_header: str = Field(
@@ -75,6 +76,32 @@ class Settings(BaseSettings):
         ge=0,
         description="Every this many seconds, detect again images left pending at least this "
         "long (0 turns the background retry off; POST .../detect always works).",
+    )
+    model_server_tls: bool = Field(
+        False,
+        description="Speak TLS to the model server (HTTPS, or gRPC with TLS); implied by an "
+        "https:// or grpcs:// MODEL_SERVER_URL, never dropped silently.",
+    )
+    model_server_ca_bundle: Path | None = Field(
+        None,
+        description="PEM file of the CAs that sign the model server's certificate (with TLS); "
+        "empty: the system's CAs.",
+    )
+    model_server_error_attempts: int = Field(
+        3,
+        ge=1,
+        le=20,
+        description="Calls for one image that the model server answers 500 (gRPC INTERNAL) "
+        "before the image is failed instead of retried forever.",
+    )
+    pending_retry_poll_s: float = Field(
+        1.0,
+        gt=0,
+        description="While images are pending, check the model's readiness this often; the "
+        "backlog is detected as soon as the model is ready.",
+    )
+    pending_retry_concurrency: int = Field(
+        8, ge=1, le=64, description="Pending images detected at once by the background retry."
     )
     ready_timeout_s: float = Field(2.0, gt=0, description="Timeout of each /health/ready check.")
     ready_requires_model: bool = Field(
@@ -115,16 +142,54 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="When set, writes need header `X-API-Key` (or `Authorization: Bearer`)."
     )
+    api_key_for_reads: bool = Field(
+        False, description="Also require API_KEY for reads (GET /api/v1/...); needs API_KEY."
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this (else 408, closed)."
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="A request's body must arrive within this (else closed)."
+    )
     static_dir: Path = Field(
         Path(__file__).parent / "static", description="Web page served at / when the folder exists."
     )
     log_level: str = Field("info", description="Log level of the backend and uvicorn.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tls_from_scheme(cls, data: object) -> object:
+        """https:// and grpcs:// ask for TLS: remember it before the scheme is stripped."""
+        if isinstance(data, dict):
+            url = str(data.get("model_server_url") or "")
+            if url.startswith(("https://", "grpcs://")):
+                data = {**data, "model_server_tls": True}
+        return data
+
+    @field_validator("model_server_ca_bundle", mode="before")
+    @classmethod
+    def _empty_ca_bundle_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("model_server_ca_bundle")
+    @classmethod
+    def _readable_ca_bundle(cls, value: Path | None) -> Path | None:
+        """Fail at start-up, not at the first upload, when the CA file cannot be used."""
+        if value is None:
+            return None
+        import ssl
+
+        try:
+            ssl.create_default_context(cafile=str(value))
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"{value} is not a readable PEM CA bundle ({exc})") from exc
+        return value
+
     @field_validator("model_server_url")
     @classmethod
     def _strip_scheme(cls, value: str) -> str:
         """tritonclient wants host:port; accept a URL with a scheme too."""
-        for scheme in ("http://", "https://", "grpc://"):
+        for scheme in ("http://", "https://", "grpc://", "grpcs://"):
             if value.startswith(scheme):
                 value = value[len(scheme) :]
         return value.rstrip("/")
@@ -146,6 +211,17 @@ class Settings(BaseSettings):
     def _check_backoff(self) -> Settings:
         if self.model_retry_backoff_max_s < self.model_retry_backoff_s:
             raise ValueError("MODEL_RETRY_BACKOFF_MAX_S must be >= MODEL_RETRY_BACKOFF_S")
+        return self
+
+    @model_validator(mode="after")
+    def _check_security(self) -> Settings:
+        if self.api_key_for_reads and self.api_key is None:
+            raise ValueError("API_KEY_FOR_READS=true needs API_KEY to be set")
+        if self.model_server_ca_bundle is not None and not self.model_server_tls:
+            raise ValueError(
+                "MODEL_SERVER_CA_BUNDLE is set but MODEL_SERVER_URL is not https:// or grpcs:// "
+                "(or set MODEL_SERVER_TLS=true)"
+            )
         return self
 
     @cached_property

@@ -32,12 +32,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
 
 import anyio.to_thread
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from backend.annotate import annotated_png, shrink_cost, thumbnail_jpeg
@@ -198,8 +197,11 @@ class ImageService:
             await self._detect(image, data, params)
         return image
 
-    async def _detect(self, image: Image, data: bytes, params: DetectParams) -> None:
-        """Call the model server (with retries) and record the outcome on `image`."""
+    async def _detect(
+        self, image: Image, data: bytes, params: DetectParams, deadline_s: float | None = None
+    ) -> None:
+        """Call the model server (with retries; transient errors until `deadline_s`, default
+        MODEL_RETRY_DEADLINE_S) and record the outcome on `image`."""
         s = self.settings
 
         def on_retry(attempt: int, exc: Exception) -> None:
@@ -215,16 +217,17 @@ class ImageService:
                     score_threshold=params.score_threshold,
                     max_detections=params.max_detections,
                 ),
-                deadline_s=s.model_retry_deadline_s,
+                deadline_s=s.model_retry_deadline_s if deadline_s is None else deadline_s,
                 backoff_s=s.model_retry_backoff_s,
                 backoff_max_s=s.model_retry_backoff_max_s,
+                server_error_attempts=s.model_server_error_attempts,
                 on_retry=on_retry,
             )
         except ModelUnavailableError as exc:
             await self._mark(image, ImageStatus.PENDING, str(exc), exc.attempts, params)
             return
         except ModelRejectedError as exc:
-            await self._mark(image, ImageStatus.FAILED, str(exc), 1, params)
+            await self._mark(image, ImageStatus.FAILED, str(exc), exc.attempts, params)
             return
         self.metrics.inference.observe(result.inference_ms / 1000)
         async with in_transaction() as conn:
@@ -431,45 +434,22 @@ class ImageService:
             except StorageError as exc:  # committed: reconciliation purges it at the next start
                 log.error("could not purge %s after its delete: %s", key, exc)
 
-    async def retry_pending(self, older_than_s: float, limit: int = 16) -> int:
-        """Detect again the images left pending longest; returns how many are now done.
+    async def detect_pending(self, image: Image) -> ImageStatus | None:
+        """One detection of a pending image for the background retry (backend/pending.py);
+        returns its status after it, None when it was deleted meanwhile.
 
-        Only images whose detection already failed once (or whose upload died) qualify. Each is
-        claimed first (its `updated_at` bumped, rows locked with SKIP LOCKED on PostgreSQL), so
-        replicas running this loop side by side do not pick the same images.
-        A round stops at the first image the model server still cannot take.
+        Transient errors get one attempt (the retry loop watches readiness itself), a 500 its
+        few; a missing file fails this image (410 path of read_file) rather than stopping others.
         """
-        now = datetime.now(UTC)
-        s = self.settings
-        # An upload still in its first detection has no error yet; leave it alone unless it is
-        # so old that its request must have died (a crash mid-upload).
-        stale = older_than_s + s.model_retry_deadline_s + s.model_timeout_s
-        async with in_transaction() as conn:
-            query = (
-                Image.filter(
-                    Q(error__isnull=False) | Q(updated_at__lt=now - timedelta(seconds=stale)),
-                    status=ImageStatus.PENDING,
-                    updated_at__lt=now - timedelta(seconds=older_than_s),
-                )
-                .order_by("updated_at")
-                .limit(limit)
-                .using_db(conn)
-                .select_for_update(skip_locked=True)
-            )
-            claimed = [image.id for image in await query]
-            if claimed:
-                await Image.filter(id__in=claimed).using_db(conn).update(updated_at=now)
-        done = 0
-        for image_id in claimed:
-            image = await Image.get_or_none(id=image_id)
-            if image is None or image.status != ImageStatus.PENDING:
-                continue
-            params = self.params(image.score_threshold, image.max_detections)
-            await self.detect(image, params)
-            if image.status == ImageStatus.PENDING:
-                break
-            done += image.status == ImageStatus.DONE
-        return done
+        params = self.params(image.score_threshold, image.max_detections)
+        async with self.body_budget.reserve(2 * image.size_bytes):
+            try:
+                data = await self.read_file(image)
+            except APIError as exc:  # 404: deleted meanwhile; 410: file lost, image failed
+                log.warning("background retry skips image %s: %s", image.id, exc.message)
+                return None if exc.status_code == 404 else image.status
+            await self._detect(image, data, params, deadline_s=0)
+        return image.status
 
     async def pending_count(self) -> int:
         """Images waiting for detection (for the metrics gauge)."""

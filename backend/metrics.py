@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 disable_created_metrics()  # the _created series only add noise to scrapes
@@ -83,13 +84,20 @@ class MetricsMiddleware:
             self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
 
 
+UNMATCHED = "unmatched"
+
+
 def _route_of(scope: dict[str, Any]) -> str:
-    """The matched route's template, e.g. /api/v1/images/{image_id}; "unmatched" otherwise."""
-    if not isinstance(getattr(scope.get("route"), "path", None), str):
-        return "unmatched"
-    path = scope.get("path", "")
-    for name, value in (scope.get("path_params") or {}).items():
-        text = str(value)
-        if text:
-            path = path.replace(text, "{" + name + "}", 1)
-    return path
+    """The matched route's template, e.g. /api/v1/images/{image_id}/objects/{object_id}.
+
+    Starlette puts the matched route in the scope; its `path` is the template (prefixes
+    included), never the raw path, so labels stay few. A mount (the web page at /) is labelled
+    with its prefix and `{path}`; anything unmatched is one fixed label.
+    """
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if not isinstance(path, str):
+        return UNMATCHED
+    if isinstance(route, Mount):
+        return f"{path}/{{path}}"
+    return path or "/"

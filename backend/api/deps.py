@@ -1,4 +1,5 @@
-"""FastAPI dependencies: the app's shared objects and the optional API key on writes."""
+"""FastAPI dependencies: the app's shared objects and the optional API key (writes; with
+API_KEY_FOR_READS, reads too)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,17 @@ def require_api_key(
         raise APIError(401, "invalid API key")
 
 
+def require_api_key_for_reads(
+    settings: Annotated[Settings, Depends(get_settings)],
+    header_key: Annotated[str | None, Security(_api_key_header)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> None:
+    """With API_KEY_FOR_READS=true, every /api route needs the key; otherwise reads are open."""
+    if settings.api_key_for_reads:
+        require_api_key(settings, header_key, bearer)
+
+
 Service = Annotated[ImageService, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 WriteAccess = Depends(require_api_key)
+ReadAccess = Depends(require_api_key_for_reads)

@@ -8,7 +8,9 @@ from backend.inference.base import (
     InferenceClient,
     InferenceError,
     InferenceResult,
+    ModelMisconfiguredError,
     ModelRejectedError,
+    ModelServerError,
     ModelUnavailableError,
 )
 from backend.inference.retry import with_retries
@@ -18,7 +20,9 @@ __all__ = [
     "InferenceClient",
     "InferenceError",
     "InferenceResult",
+    "ModelMisconfiguredError",
     "ModelRejectedError",
+    "ModelServerError",
     "ModelUnavailableError",
     "make_client",
     "with_retries",

@@ -33,17 +33,35 @@ class InferenceResult:
 
 
 class InferenceError(RuntimeError):
-    """Detection did not produce a result."""
-
-
-class ModelUnavailableError(InferenceError):
-    """The model server could not be reached or was not ready: worth retrying later."""
+    """Detection did not produce a result; `attempts` says how many calls were made."""
 
     attempts: int = 1
 
 
+class ModelUnavailableError(InferenceError):
+    """Transient: the model server was unreachable, not ready, overloaded (429, 502-504) or slow.
+
+    Worth retrying later; `retry_after_s` is the server's Retry-After, when it sent one.
+    """
+
+    retry_after_s: float | None = None
+
+
 class ModelRejectedError(InferenceError):
     """The model server refused this request (4xx): retrying the same image will not help."""
+
+
+class ModelMisconfiguredError(ModelRejectedError):
+    """A configuration error (unknown MODEL_NAME, a gateway's 401/403/404, a TLS failure): no
+    image can succeed until an operator fixes it; `/health/ready` reports it."""
+
+
+class ModelServerError(InferenceError):
+    """The model server failed on this request (500, gRPC INTERNAL/UNKNOWN).
+
+    Maybe a passing fault, maybe one this image always causes: retried a few times
+    (MODEL_SERVER_ERROR_ATTEMPTS), then the image is failed instead of being retried forever.
+    """
 
 
 class InferenceClient(Protocol):

@@ -1,13 +1,26 @@
 """The real client: KServe V2 / Open Inference Protocol over tritonclient (aio HTTP or gRPC).
 
 This module only translates: bytes -> a BYTES tensor (binary data), V2 outputs -> `Circle`s, and
-transport errors -> ModelUnavailableError (retry later) or ModelRejectedError (give up).
+transport errors -> the kinds of base.py, each with its retry policy (see retry.py):
+
+| HTTP status; gRPC code | kind |
+|---|---|
+| 400 413 415 422; INVALID_ARGUMENT OUT_OF_RANGE FAILED_PRECONDITION | ModelRejectedError |
+| 404 401 403, other 4xx; NOT_FOUND UNAUTHENTICATED ...; TLS failures | ModelMisconfiguredError |
+| 500 501 505+; INTERNAL UNKNOWN DATA_LOSS | ModelServerError |
+| 408 429 502 503 504; UNAVAILABLE DEADLINE_EXCEEDED ...; refused, timeout | ModelUnavailableError |
+
+With MODEL_SERVER_TLS (an https:// or grpcs:// URL) both transports use TLS, verified against
+MODEL_SERVER_CA_BUNDLE or the system's CAs; there is no fallback to plain text.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import ssl
 import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import numpy as np
@@ -16,15 +29,28 @@ from tritonclient.utils import InferenceServerException
 from backend.config import Protocol, Settings
 from backend.inference.base import (
     Circle,
+    InferenceError,
     InferenceResult,
+    ModelMisconfiguredError,
     ModelRejectedError,
+    ModelServerError,
     ModelUnavailableError,
 )
 
 OUTPUTS = ("num_detections", "boxes", "centers", "radii", "scores")
-#: HTTP statuses and gRPC codes that mean "the request itself is wrong": retrying won't help.
+#: The request itself is wrong (this image): failed at once.
 _REJECTED = {"400", "413", "415", "422"}
-_REJECTED_GRPC = {"StatusCode.INVALID_ARGUMENT", "StatusCode.OUT_OF_RANGE"}
+_REJECTED_GRPC = {"INVALID_ARGUMENT", "OUT_OF_RANGE", "FAILED_PRECONDITION"}
+#: Worth retrying later (overload, gateway or scale-from-zero troubles).
+_TRANSIENT = {"408", "429", "502", "503", "504"}
+_TRANSIENT_GRPC = {"UNAVAILABLE", "DEADLINE_EXCEEDED", "RESOURCE_EXHAUSTED", "ABORTED", "CANCELLED"}
+_SERVER_ERROR_GRPC = {"INTERNAL", "UNKNOWN", "DATA_LOSS"}
+#: Words of gRPC's UNAVAILABLE message when TLS, not the network, failed.
+_TLS_WORDS = ("handshake", "certificate", "ssl")
+#: The Retry-After header of the last HTTP error answer, read by `_call` of the same task.
+_retry_after: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "retry_after", default=None
+)
 
 
 class V2Client:
@@ -37,6 +63,14 @@ class V2Client:
         self.timeout_s = settings.model_timeout_s
         self.ready_timeout_s = settings.ready_timeout_s
         self.headers = {"Host": settings.model_host_header} if settings.model_host_header else None
+        self.tls = settings.model_server_tls
+        ca = settings.model_server_ca_bundle
+        self.ca_bundle = str(ca) if ca is not None else None
+        self.scheme = (
+            ("grpcs" if self.tls else "grpc")
+            if self.protocol == Protocol.GRPC
+            else ("https" if self.tls else "http")
+        )
         self._client: Any = None
         self._version: str | None = None
         self._grpc = self.protocol == Protocol.GRPC
@@ -61,12 +95,16 @@ class V2Client:
                         ("grpc.max_send_message_length", 2**31 - 1),
                         ("grpc.max_receive_message_length", 2**31 - 1),
                     ]
-                self._client = self._mod.InferenceServerClient(self.url, channel_args=args)
+                tls = {"ssl": True, "root_certificates": self.ca_bundle} if self.tls else {}
+                self._client = self._mod.InferenceServerClient(self.url, channel_args=args, **tls)
             else:
-                self._client = self._mod.InferenceServerClient(
-                    self.url, conn_timeout=self.timeout_s
-                )
+                tls = {"ssl": True, "ssl_context": self._ssl_context()} if self.tls else {}
+                self._client = _http_client_class()(self.url, conn_timeout=self.timeout_s, **tls)
         return self._client
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """Verified TLS (hostname and chain) against the CA bundle or the system's CAs."""
+        return ssl.create_default_context(cafile=self.ca_bundle)
 
     def _grpc_headers(self) -> dict[str, str] | None:
         return None if self._grpc else self.headers
@@ -124,6 +162,8 @@ class V2Client:
         return await client.get_model_metadata(self.model_name, headers=self.headers)
 
     async def ready(self) -> None:
+        """Ready, or ModelUnavailableError; ModelMisconfiguredError when the server is up but
+        does not know MODEL_NAME (404), refuses us (401/403) or fails TLS verification."""
         client = self._get_client()
         if self._grpc:
             call = client.is_model_ready(self.model_name, client_timeout=self.ready_timeout_s)
@@ -131,31 +171,103 @@ class V2Client:
             call = asyncio.wait_for(
                 client.is_model_ready(self.model_name, headers=self.headers), self.ready_timeout_s
             )
-        if not await self._call(call):
-            raise ModelUnavailableError(f"model {self.model_name!r} is not ready")
+        if await self._call(call):
+            return
+        # HTTP's is_model_ready is only "status == 200": the metadata's status says why not.
+        if not self._grpc:
+            await self._call(asyncio.wait_for(self._metadata(), self.ready_timeout_s))
+        raise ModelUnavailableError(f"model {self.model_name!r} is not ready")
 
     async def _call(self, awaitable: Any) -> Any:
-        """Await a tritonclient call, translating its errors into the backend's two kinds."""
+        """Await a tritonclient call, translating its errors into the kinds of base.py."""
         import aiohttp
 
+        _retry_after.set(None)
         try:
             return await awaitable
         except InferenceServerException as exc:
-            status = str(exc.status() or "")
-            message = f"model server at {self.url} answered {status or 'an error'}: {exc.message()}"
-            if status in _REJECTED or status in _REJECTED_GRPC:
-                raise ModelRejectedError(message) from exc
-            raise ModelUnavailableError(message) from exc
+            raise self._classify(exc) from exc
+        except aiohttp.ClientSSLError as exc:
+            raise ModelMisconfiguredError(
+                f"TLS to the model server at {self.where} failed: {exc} "
+                "(MODEL_SERVER_URL, MODEL_SERVER_CA_BUNDLE)"
+            ) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             reason = type(exc).__name__ if isinstance(exc, TimeoutError) else str(exc)
             raise ModelUnavailableError(
-                f"model server at {self.url} unreachable: {reason or type(exc).__name__}"
+                f"model server at {self.where} unreachable: {reason or type(exc).__name__}"
             ) from exc
+
+    @property
+    def where(self) -> str:
+        """The model server as the operator configured it, scheme included."""
+        return f"{self.scheme}://{self.url}"
+
+    def _classify(self, exc: InferenceServerException) -> InferenceError:
+        status = str(exc.status() or "").removeprefix("StatusCode.")
+        text = str(exc.message() or "")
+        message = f"model server at {self.where} answered {status or 'an error'}: {text}"
+        if status in _REJECTED or status in _REJECTED_GRPC:
+            return ModelRejectedError(message)
+        if status == "404" or status == "NOT_FOUND":
+            return ModelMisconfiguredError(
+                f"{message} (is MODEL_NAME={self.model_name!r} served there?)"
+            )
+        if status == "UNAVAILABLE" and self.tls and any(w in text.lower() for w in _TLS_WORDS):
+            return ModelMisconfiguredError(f"{message} (TLS: MODEL_SERVER_CA_BUNDLE?)")
+        if status in _TRANSIENT or status in _TRANSIENT_GRPC or not status:
+            error = ModelUnavailableError(message)
+            error.retry_after_s = _parse_retry_after(_retry_after.get())
+            return error
+        if status in _SERVER_ERROR_GRPC or status.startswith("5"):
+            return ModelServerError(message)
+        return ModelMisconfiguredError(message)  # 401, 403, 405, ...; UNAUTHENTICATED, ...
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def _http_client_class() -> type:
+    """tritonclient's aio HTTP client that also keeps an error answer's Retry-After header
+    (tritonclient itself drops the headers of errors)."""
+    global _HTTP_CLIENT
+    if _HTTP_CLIENT is None:
+        import tritonclient.http.aio as httpclient
+
+        class Client(httpclient.InferenceServerClient):
+            async def _get(self, *args: Any, **kwargs: Any) -> Any:
+                return _keep_retry_after(await super()._get(*args, **kwargs))
+
+            async def _post(self, *args: Any, **kwargs: Any) -> Any:
+                return _keep_retry_after(await super()._post(*args, **kwargs))
+
+        _HTTP_CLIENT = Client
+    return _HTTP_CLIENT
+
+
+_HTTP_CLIENT: type | None = None
+
+
+def _keep_retry_after(response: Any) -> Any:
+    if response.status != 200:
+        _retry_after.set(response.headers.get("Retry-After"))
+    return response
+
+
+def _parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date); None if absent/bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def parse_circles(outputs: dict[str, np.ndarray | None]) -> list[Circle]:

@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from backend.config import Settings
-from backend.inference import ModelUnavailableError
+from backend.inference import ModelMisconfiguredError
 from backend.inference.v2 import V2Client
 from tests.backend.helpers import circles_png
 from tests.servers import free_port
@@ -88,7 +88,7 @@ async def test_without_the_host_header_the_gateway_has_no_route(gateway):
     url, _ = gateway
     client = V2Client(Settings(model_server_url=url))
     try:
-        with pytest.raises(ModelUnavailableError, match="404"):
+        with pytest.raises(ModelMisconfiguredError, match="404"):
             await client.infer(
                 circles_png(seed=1), width=160, height=120, score_threshold=0.0, max_detections=5
             )

@@ -7,7 +7,13 @@ import types
 
 import pytest
 
-from backend.inference import ModelRejectedError, ModelUnavailableError, with_retries
+from backend.inference import (
+    ModelMisconfiguredError,
+    ModelRejectedError,
+    ModelServerError,
+    ModelUnavailableError,
+    with_retries,
+)
 from backend.inference import retry as retry_module
 
 
@@ -106,3 +112,52 @@ async def test_jitter_stays_within_a_quarter(monkeypatch):
         await with_retries(down, deadline_s=100, backoff_s=1, backoff_max_s=8)
     for asked, planned in zip(fake.sleeps[:4], [1, 2, 4, 8], strict=True):
         assert 0.75 * planned <= asked <= 1.25 * planned
+
+
+async def test_server_errors_get_their_few_attempts_even_without_a_deadline(clock):
+    calls = []
+
+    async def broken() -> None:
+        calls.append(clock.now)
+        raise ModelServerError("500")
+
+    with pytest.raises(ModelRejectedError) as info:
+        await with_retries(broken, deadline_s=0, backoff_s=0.25, backoff_max_s=4)
+    assert len(calls) == 3 and info.value.attempts == 3 and clock.sleeps == [0.25, 0.5]
+    assert "failed 3 time(s)" in str(info.value)
+
+
+async def test_a_passing_server_error_is_retried_to_success(clock):
+    calls = []
+
+    async def once_broken() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ModelServerError("500")
+        return "ok"
+
+    assert await with_retries(once_broken, deadline_s=0, backoff_s=0.25, backoff_max_s=4) == (
+        "ok",
+        2,
+    )
+
+
+async def test_misconfiguration_is_raised_at_once_with_its_attempt_count(clock):
+    async def misconfigured() -> None:
+        raise ModelMisconfiguredError("404 no such model")
+
+    with pytest.raises(ModelMisconfiguredError) as info:
+        await with_retries(misconfigured, deadline_s=30, backoff_s=0.25, backoff_max_s=4)
+    assert info.value.attempts == 1 and clock.sleeps == []
+
+
+async def test_retry_after_lengthens_the_backoff_and_a_late_one_gives_up(clock):
+    async def busy() -> None:
+        error = ModelUnavailableError("429")
+        error.retry_after_s = 3.0
+        raise error
+
+    with pytest.raises(ModelUnavailableError) as info:
+        await with_retries(busy, deadline_s=7, backoff_s=0.25, backoff_max_s=4)
+    # waits 3, 3 (backoff 0.25, 0.5 are shorter); at 6 s only 1 s is left: give up
+    assert clock.sleeps == [3.0, 3.0] and info.value.attempts == 3

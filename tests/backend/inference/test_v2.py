@@ -13,7 +13,7 @@ import pytest
 import tritonclient.http as httpclient
 
 from backend.config import Protocol, Settings
-from backend.inference import ModelRejectedError, ModelUnavailableError
+from backend.inference import ModelMisconfiguredError, ModelRejectedError, ModelUnavailableError
 from backend.inference.v2 import OUTPUTS, V2Client, parse_circles
 from tests.backend.helpers import circles_png
 from tests.servers import free_port
@@ -113,12 +113,16 @@ async def test_an_unreachable_server_is_unavailable_quickly(protocol):
     assert time.monotonic() - start < 12
 
 
-async def test_unknown_model_is_unavailable(bento_server):
-    client = V2Client(Settings(model_server_url=bento_server.http_url, model_name="no-such"))
+@pytest.mark.parametrize("protocol", [Protocol.HTTP, Protocol.GRPC])
+async def test_unknown_model_is_a_misconfiguration(bento_server, protocol):
+    """A wrong MODEL_NAME fails at once (no retry to the deadline); readiness says why."""
+    url = bento_server.grpc_url if protocol == Protocol.GRPC else bento_server.http_url
+    settings = Settings(model_server_url=url, model_protocol=protocol, model_name="no-such")
+    client = V2Client(settings)
     try:
-        with pytest.raises(ModelUnavailableError, match="404"):
+        with pytest.raises(ModelMisconfiguredError, match="MODEL_NAME='no-such'"):
             await client.infer(circles_png(seed=6), width=160, height=120, **LOOSE)
-        with pytest.raises(ModelUnavailableError):
+        with pytest.raises(ModelMisconfiguredError):
             await client.ready()
     finally:
         await client.close()

@@ -1,0 +1,170 @@
+"""The background retry: images left pending are detected as soon as the model is ready again.
+
+The loop checks every PENDING_RETRY_POLL_S whether claimable pending images exist; if so, it
+asks the model server whether it is ready and, once it is, drains the backlog with
+PENDING_RETRY_CONCURRENCY workers. A worker whose image comes back pending (the model went
+away again) stops the drain; the loop then backs off, doubling up to PENDING_RETRY_INTERVAL_S.
+
+Claims. An image is claimed by a compare-and-set on its `error` column: the claim writes a
+marker ("background retry running (worker, since ...)") only where `error` still holds what was
+read, so of two replicas (or two workers) exactly one wins, on SQLite and PostgreSQL alike.
+A marked image is not claimable again until the claim's lease has passed (a worker killed
+mid-claim), nor is an upload still in its first detection (no error yet) until it is stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from tortoise.expressions import Q
+
+from backend.errors import APIError
+from backend.inference import InferenceError
+from backend.models import Image, ImageStatus
+
+if TYPE_CHECKING:
+    from backend.images import ImageService
+
+log = logging.getLogger(__name__)
+
+CLAIM_PREFIX = "background retry running"
+_BEFORE = "; before: "
+#: Margin on top of the longest a detection can take before its claim or upload counts as dead.
+LEASE_MARGIN_S = 30.0
+
+
+class PendingRetry:
+    """Claims pending images and detects them with bounded concurrency."""
+
+    def __init__(self, service: ImageService) -> None:
+        self.service = service
+        self.settings = service.settings
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self._inflight: set[uuid.UUID] = set()
+        self._buffer: list[Image] = []
+        self._lock = asyncio.Lock()
+
+    @property
+    def lease_s(self) -> float:
+        """After this long a claim (or an upload's first detection) is presumed dead."""
+        s = self.settings
+        longest = s.model_retry_deadline_s + s.model_timeout_s * s.model_server_error_attempts
+        return longest + LEASE_MARGIN_S
+
+    def _claimable(self) -> Q:
+        stale = datetime.now(UTC) - timedelta(seconds=self.lease_s)
+        failed_once = Q(error__isnull=False) & ~Q(error__startswith=CLAIM_PREFIX)
+        return Q(status=ImageStatus.PENDING) & (failed_once | Q(updated_at__lt=stale))
+
+    async def has_work(self) -> bool:
+        """Whether any pending image can be claimed now (one indexed query)."""
+        query = Image.filter(self._claimable())
+        if self._inflight:
+            query = query.exclude(id__in=list(self._inflight))
+        return await query.exists()
+
+    async def _claim(self, image: Image) -> bool:
+        """Compare-and-set on `error`: True when this worker now owns `image`."""
+        now = datetime.now(UTC)
+        before = image.error or "no error yet"
+        if before.startswith(CLAIM_PREFIX) and _BEFORE in before:
+            before = before.split(_BEFORE, 1)[1]  # an expired claim: keep the real reason
+        marker = f"{CLAIM_PREFIX} ({self.worker}, since {now.isoformat()}){_BEFORE}{before}"
+        seen = Q(error=image.error) if image.error is not None else Q(error__isnull=True)
+        won = await Image.filter(seen, id=image.id, status=ImageStatus.PENDING).update(
+            error=marker[:2000], updated_at=now
+        )
+        if won:
+            image.error = marker[:2000]
+        return bool(won)
+
+    async def _next(self) -> Image | None:
+        """The next image this process claims, oldest first; None when none is left."""
+        async with self._lock:
+            while True:
+                if not self._buffer:
+                    query = Image.filter(self._claimable())
+                    if self._inflight:
+                        query = query.exclude(id__in=list(self._inflight))
+                    limit = 4 * self.settings.pending_retry_concurrency
+                    self._buffer = list(await query.order_by("updated_at").limit(limit))
+                    if not self._buffer:
+                        return None
+                image = self._buffer.pop(0)
+                if image.id not in self._inflight and await self._claim(image):
+                    self._inflight.add(image.id)
+                    return image
+
+    async def drain(self) -> tuple[int, bool]:
+        """Detect claimable images until none is left; returns (done, interrupted).
+
+        `interrupted` is True when an image came back pending: the model is unavailable again.
+        One image's failure (missing file, a refusal, an unexpected error) never stops the rest.
+        """
+        done = 0
+        stop = asyncio.Event()
+
+        async def work() -> None:
+            nonlocal done
+            while not stop.is_set():
+                image = await self._next()
+                if image is None:
+                    return
+                try:
+                    status = await self.service.detect_pending(image)
+                except APIError as exc:  # deleted while detection ran, or no memory budget
+                    log.warning("background retry of image %s: %s", image.id, exc.message)
+                    continue
+                except Exception:  # this image only; its claim expires after the lease
+                    log.exception("background retry of image %s failed", image.id)
+                    continue
+                finally:
+                    self._inflight.discard(image.id)
+                if status == ImageStatus.PENDING:
+                    stop.set()
+                done += status == ImageStatus.DONE
+
+        self._buffer = []
+        await asyncio.gather(*(work() for _ in range(self.settings.pending_retry_concurrency)))
+        return done, stop.is_set()
+
+
+async def retry_pending_forever(service: ImageService) -> None:
+    """The background loop (one task per process; cancelled at shutdown)."""
+    s = service.settings
+    retry = PendingRetry(service)
+    delay = s.pending_retry_poll_s
+    waiting_reason = ""
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            if not await retry.has_work():
+                delay = s.pending_retry_poll_s
+                continue
+            try:
+                await asyncio.wait_for(service.client.ready(), s.ready_timeout_s)
+            except (InferenceError, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+                if reason != waiting_reason:
+                    log.warning("pending images wait for the model server: %s", reason)
+                    waiting_reason = reason
+                delay = s.pending_retry_poll_s
+                continue
+            waiting_reason = ""
+            done, interrupted = await retry.drain()
+            if done:
+                log.info("background retry detected %d pending image(s)", done)
+            delay = (
+                min(max(delay, s.pending_retry_poll_s) * 2, s.pending_retry_interval_s)
+                if interrupted
+                else s.pending_retry_poll_s
+            )
+        except Exception:
+            log.exception("background retry round failed")
+            delay = min(max(delay, s.pending_retry_poll_s) * 2, s.pending_retry_interval_s)
