@@ -90,12 +90,14 @@ UNMATCHED = "unmatched"
 def _route_of(scope: dict[str, Any]) -> str:
     """The matched route's template, e.g. /api/v1/images/{image_id}/objects/{object_id}.
 
-    Starlette puts the matched route in the scope; its `path` is the template (prefixes
-    included), never the raw path, so labels stay few. A mount (the web page at /) is labelled
-    with its prefix and `{path}`; anything unmatched is one fixed label.
+    Routing puts the matched route in the scope; its template is the label, never the raw path,
+    so labels stay few. FastAPI (0.16x) includes routers lazily: the route's own `path` lacks
+    the include prefix, which its effective route context in the scope has. A mount (the web
+    page at /) is labelled with its prefix and `{path}`; anything unmatched is one fixed label.
     """
     route = scope.get("route")
-    path = getattr(route, "path", None)
+    effective = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(effective, "path", None) or getattr(route, "path", None)
     if not isinstance(path, str):
         return UNMATCHED
     if isinstance(route, Mount):
