@@ -123,7 +123,6 @@ async def _rows_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Rep
         chunk = report.missing[i : i + _CHUNK]
         report.images_failed += (
             await Image.filter(blob_id__in=chunk)
-            .exclude(status=ImageStatus.FAILED, error=MISSING_FILE)
             .using_db(conn)
             .update(status=ImageStatus.FAILED, error=MISSING_FILE)
         )

@@ -50,7 +50,10 @@ async def ready(service: Service) -> JSONResponse:
     checks = {"database": db, "storage": storage, "model_server": model}
     ok = all(c.ok is True for c in checks.values() if c.required)
     body = ReadyOut(status="ready" if ok else "not ready", checks=checks)
-    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ok else 503)
+    headers = None if ok else {"Retry-After": str(service.settings.retry_after_s)}
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=200 if ok else 503, headers=headers
+    )
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {"text/plain": {}}}})
