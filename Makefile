@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export BENTOML_HOME ?= $(CURDIR)/.bentoml
 
-.PHONY: setup serve serve-bento-fast test chaos lint model bento container backend test-web bench bench-bento bench-peers train evaluate clean help
+.PHONY: setup serve serve-bento-fast test chaos fuzz lint model bento container backend test-web bench bench-bento bench-peers train evaluate clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -35,6 +35,15 @@ test: $(STAMP) ## set up, then run ruff and the whole test suite
 chaos: $(STAMP) ## set up, then run the fault-injection tests (SIGKILL, outages, memory abuse)
 	bash scripts/test-deps.sh
 	$(BIN)/python -m pytest -p no:cacheprovider -m chaos $(PYTEST_ARGS)
+
+FUZZ_ARGS ?= --seconds 300
+fuzz: $(STAMP) ## fuzz decode_image for 5 minutes (atheris if it installs, else mutational; FUZZ_ARGS=--help)
+	@if $(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet atheris; then \
+		$(BIN)/python -m tests.fuzz.decode_image --atheris $(FUZZ_ARGS); \
+	else \
+		echo "atheris does not install here: the mutational fuzzer runs instead"; \
+		$(BIN)/python -m tests.fuzz.decode_image --cases 1000000 $(FUZZ_ARGS); \
+	fi
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

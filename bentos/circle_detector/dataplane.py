@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from . import metrics
+from .admission import Budget
 from .batching import AdaptiveBatcher
 from .model.detector import (
     DEFAULT_MAX_DETECTIONS,
@@ -76,6 +77,8 @@ class DataPlane:
         max_images: int = 64,
         max_request_pixels: int | None = None,
         threads: int = 2,
+        pixel_budget: Budget | None = None,
+        ready_deadline_s: float = float("inf"),
     ) -> None:
         self.detector = detector
         self.model_name = detector.info.name
@@ -92,13 +95,22 @@ class DataPlane:
             observer=metrics.observe_batch,
         )
         self._ready = False
+        self._started = time.monotonic()
+        self.ready_deadline_s = ready_deadline_s
+        #: Decoded pixels in flight across requests (None: unbounded).
+        self.pixel_budget = pixel_budget or Budget("decoded pixels", 1 << 62, 1.0)
         #: Set by the first inference a client got an answer to (not the warm-up's).
         self.answered = asyncio.Event()
 
     # -- health and metadata ------------------------------------------------------------------
 
     def live(self) -> bool:
-        return True
+        """Live unless the server has failed to become ready within its deadline."""
+        return self._ready or self.not_ready_for() <= self.ready_deadline_s
+
+    def not_ready_for(self) -> float:
+        """Seconds since start-up without having become ready (0 once ready)."""
+        return 0.0 if self._ready else time.monotonic() - self._started
 
     def ready(self) -> bool:
         return self._ready
@@ -171,7 +183,13 @@ class DataPlane:
         return response
 
     async def _infer(self, request: InferRequest) -> InferResponse:
-        image = self._image_input(request)
+        image, pixels = self._image_input(request)
+        async with self.pixel_budget.hold(pixels):
+            return await self._infer_images(request, image)
+
+    async def _infer_images(
+        self, request: InferRequest, image: list[tuple[int, bytes | np.ndarray]]
+    ) -> InferResponse:
         score_threshold, max_detections = self._parameters(request.parameters)
         wanted = self._wanted_outputs(request)
         loop = asyncio.get_running_loop()
@@ -193,7 +211,10 @@ class DataPlane:
         ]
         return InferResponse(self.model_name, self.model_version, outputs, id=request.id)
 
-    def _image_input(self, request: InferRequest) -> list[tuple[int, bytes | np.ndarray]]:
+    def _image_input(
+        self, request: InferRequest
+    ) -> tuple[list[tuple[int, bytes | np.ndarray]], int]:
+        """The images to infer and their pixels in all (read from headers, not decoded)."""
         for tensor in request.inputs:
             if tensor.name != INPUT_NAME:
                 raise BadRequest(f"unknown input '{tensor.name}'; the model takes '{INPUT_NAME}'")
@@ -214,8 +235,9 @@ class DataPlane:
                     f"BYTES input '{INPUT_NAME}' must have shape [N] (one encoded file per image), "
                     f"got {tensor.shape}"
                 )
-            self._check_request_pixels(sum(_header_pixels(b) for b in tensor.data))
-            return list(enumerate(tensor.data))
+            total = sum(_header_pixels(b) for b in tensor.data)
+            self._check_request_pixels(total)
+            return list(enumerate(tensor.data)), total
         if tensor.datatype in ("UINT8", "UINT16"):
             if len(tensor.shape) not in (3, 4) or (
                 len(tensor.shape) == 4 and tensor.shape[3] not in (1, 3, 4)
@@ -231,7 +253,7 @@ class DataPlane:
                     f"over the limit of {self.max_pixels}"
                 )
             self._check_request_pixels(pixels * tensor.shape[0])
-            return list(enumerate(tensor.data))
+            return list(enumerate(tensor.data)), pixels * tensor.shape[0]
         raise BadRequest(
             f"input '{INPUT_NAME}' must be BYTES (encoded files) or UINT8 (pixels), "
             f"got {tensor.datatype}"

@@ -1,19 +1,30 @@
 """V2 gRPC transport: `inference.GRPCInferenceService` over the same dataplane as REST.
 
 Built on the generated stubs that `tritonclient` ships; each method only translates messages
-and maps `ProtocolError` to its gRPC status code.
+and maps `ProtocolError` to its gRPC status code. Any other exception is INTERNAL with a
+generic message naming a request id (the request's `id`, else a generated one); its text goes
+to the log with that id, never to the client.
+
+Memory: messages are capped by `grpc.max_receive_message_length`; a ModelInfer holds its
+estimated size of the process-wide byte budget while it is parsed and answered, typed contents
+are counted before conversion (`protocol.Limits`), parsing runs off the event loop, and a big
+request is followed by a `malloc_trim` (`memory.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from .protocol import InferResponse, ProtocolError, grpc_codec
+from .admission import Budget
+from .protocol import InferResponse, Limits, ProtocolError, grpc_codec
+from .protocol.limits import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
     from .dataplane import DataPlane
@@ -30,8 +41,15 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     Method names are fixed by the proto (`inference.GRPCInferenceService`).
     """
 
-    def __init__(self, dataplane: DataPlane) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        limits: Limits = DEFAULT_LIMITS,
+        byte_budget: Budget | None = None,
+    ) -> None:
         self.dataplane = dataplane
+        self.limits = limits
+        self.byte_budget = byte_budget or Budget("in-flight bytes", 1 << 62, 1.0)
 
     async def ServerLive(
         self, request: service_pb2.ServerLiveRequest, context: Context
@@ -71,16 +89,34 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(**t) for t in meta["outputs"]],
         )
 
-    async def ModelInfer(
-        self, request: service_pb2.ModelInferRequest, context: Context
-    ) -> service_pb2.ModelInferResponse:
-        async def infer() -> InferResponse:
-            parsed = grpc_codec.parse_request(request)
-            return await self.dataplane.infer(
-                request.model_name, parsed, request.model_version or None
-            )
-
-        response = await self._call_async(context, infer)
+    async def ModelInfer(self, data: bytes, context: Context) -> service_pb2.ModelInferResponse:
+        """Registered with no deserializer (`_handlers`): the message arrives as bytes, is sized
+        on the wire, holds its cost of the byte budget, and is parsed on a thread."""
+        request_id: str | None = None
+        failure: tuple[grpc.StatusCode, str] | None = None
+        response: InferResponse | None = None
+        _, cost = grpc_codec.wire_sizes(data)
+        try:
+            async with self.byte_budget.hold(cost):
+                request = await asyncio.to_thread(grpc_codec.parse_message, data, self.limits)
+                request_id = request.id or None
+                name, version = request.model_name, request.model_version or None
+                self.dataplane.check_model(name, version)
+                parsed = await asyncio.to_thread(grpc_codec.parse_request, request, self.limits)
+                del request  # its parsed contents may be hundreds of MB: free them early
+                response = await self.dataplane.infer(name, parsed, version)
+                del parsed
+        except ProtocolError as exc:
+            failure = grpc.StatusCode[exc.grpc_code], exc.message
+        except Exception as exc:
+            failure = grpc.StatusCode.INTERNAL, _log_internal(exc, request_id)
+        if failure is not None:
+            # A status, not `context.abort`: its exception would put this frame, and with it
+            # the message, in a reference cycle that only the garbage collector frees.
+            context.set_code(failure[0])
+            context.set_details(failure[1])
+            return service_pb2.ModelInferResponse()
+        assert response is not None
         return grpc_codec.encode_response(response)
 
     async def _call(self, context: Context, func: Callable[..., T], *args: Any) -> T:
@@ -88,12 +124,9 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             return func(*args)
         except ProtocolError as exc:
             await _abort(context, exc)
-
-    async def _call_async(self, context: Context, func: Callable[[], Awaitable[T]]) -> T:
-        try:
-            return await func()
-        except ProtocolError as exc:
-            await _abort(context, exc)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.INTERNAL, _log_internal(exc, None))
+            raise AssertionError("ServicerContext.abort always raises") from None
 
 
 async def _abort(context: Context, exc: ProtocolError) -> NoReturn:
@@ -101,8 +134,44 @@ async def _abort(context: Context, exc: ProtocolError) -> NoReturn:
     raise AssertionError("ServicerContext.abort always raises")
 
 
+def _log_internal(exc: Exception, request_id: str | None) -> str:
+    """Log an unexpected error under a request id; the generic message the client gets."""
+    request_id = request_id or uuid.uuid4().hex
+    logger.error("unexpected error in a gRPC call (request id %s)", request_id, exc_info=exc)
+    return f"internal error (request id {request_id})"
+
+
+#: The V2 gRPC service's methods this server implements (the others answer UNIMPLEMENTED).
+SERVICE = "inference.GRPCInferenceService"
+_UNARY = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
+
+
+def _handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:
+    """Method handlers; ModelInfer's takes the raw message bytes (no deserializer), so that
+    the message is sized and parsed off the event loop by the servicer itself."""
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, name),
+            request_deserializer=getattr(service_pb2, f"{name}Request").FromString,
+            response_serializer=getattr(service_pb2, f"{name}Response").SerializeToString,
+        )
+        for name in _UNARY
+    }
+    handlers["ModelInfer"] = grpc.unary_unary_rpc_method_handler(
+        servicer.ModelInfer,
+        request_deserializer=None,
+        response_serializer=service_pb2.ModelInferResponse.SerializeToString,
+    )
+    return handlers
+
+
 async def start_server(
-    dataplane: DataPlane, host: str, port: int, max_message_bytes: int = 256 * 1024 * 1024
+    dataplane: DataPlane,
+    host: str,
+    port: int,
+    max_message_bytes: int = 64 * 1024 * 1024,
+    limits: Limits = DEFAULT_LIMITS,
+    byte_budget: Budget | None = None,
 ) -> tuple[grpc.aio.Server, int]:
     """Start the gRPC server on the running event loop; returns it and the bound port."""
     server = grpc.aio.server(
@@ -111,9 +180,9 @@ async def start_server(
             ("grpc.max_send_message_length", max_message_bytes),
         ]
     )
-    service_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-        InferenceServicer(dataplane), server
-    )
+    handlers = _handlers(InferenceServicer(dataplane, limits, byte_budget))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise RuntimeError(f"cannot bind the gRPC server to {host}:{port}")

@@ -4,12 +4,24 @@ Plain Starlette rather than FastAPI: nothing here needs request models or genera
 protocol's OpenAPI document is KServe's), and FastAPI's import alone costs half a second of a
 cold start. The Bento mounts this app with `@bentoml.asgi_app`; the single-process launcher
 serves it itself. Whoever starts the model puts its `DataPlane` on `app.state.dataplane`.
-Errors become `{"error": "..."}` with the protocol's status.
+Errors become `{"error": "..."}` with the protocol's status (503s with `Retry-After`); an
+unexpected error is a 500 `{"error": "internal error", "request_id": ...}`, logged with the id.
+
+Memory: an infer body is checked against the JSON or binary limit (`protocol.Limits`) from its
+`Content-Length` before any of it is read, and while it streams in (decompressed size counts);
+it holds its estimated in-memory cost of the process-wide byte budget from before it is read
+until it is answered. Big bodies are decompressed and parsed off the event loop, so liveness
+answers meanwhile; a body that trickles in is cut off after the body timeout (408).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
+import uuid
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -20,8 +32,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .protocol import NotReady, PayloadTooLarge, ProtocolError
-from .protocol.rest_codec import HEADER_LENGTH, decode_body, encode_response, parse_request
+from .admission import Budget
+from .protocol import Limits, NotReady, PayloadTooLarge, ProtocolError, RequestTimeout
+from .protocol.limits import DEFAULT_LIMITS
+from .protocol.rest_codec import (
+    HEADER_LENGTH,
+    decode_body,
+    encode_response,
+    json_header_length,
+    parse_request,
+)
 
 if TYPE_CHECKING:
     from .dataplane import DataPlane
@@ -31,6 +51,12 @@ logger = logging.getLogger(__name__)
 _THREAD_PARSE_BYTES = 1 << 20
 #: Default cap on an infer request body; the server sets `app.state.max_body_bytes`.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
+#: In-memory cost of a body per byte: JSON becomes Python objects (measured: 64 MiB of JSON
+#: BYTES grew the worker by 1.7 GB); binary tensors are the body plus their arrays.
+JSON_COST, BINARY_COST = 20, 2
+#: Default body timeout (seconds) when the server sets none (`app.state.body_timeout_s`).
+DEFAULT_BODY_TIMEOUT_S = 60.0
+REQUEST_ID_HEADER = "x-request-id"
 
 
 def _dataplane(request: Request) -> DataPlane:
@@ -49,6 +75,13 @@ async def server_metadata(request: Request) -> Response:
 
 
 async def server_live(request: Request) -> Response:
+    dataplane = getattr(request.app.state, "dataplane", None)
+    if dataplane is not None and not dataplane.live():
+        error = (
+            f"not ready {dataplane.not_ready_for():.0f} s after start-up, past the deadline of "
+            f"{dataplane.ready_deadline_s:g} s (CIRCLE_DETECTOR_READY_DEADLINE_S)"
+        )
+        return JSONResponse({"live": False, "error": error}, status_code=503)
     return JSONResponse({"live": True})
 
 
@@ -74,18 +107,33 @@ async def infer(request: Request) -> Response:
     dataplane = _dataplane(request)
     name, version = request.path_params["name"], _version(request)
     dataplane.check_model(name, version)
-    limit = getattr(request.app.state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-    body = await _read_body(request, limit)
-    if "content-encoding" in request.headers:
-        body = await run_in_threadpool(
-            decode_body, body, request.headers["content-encoding"], limit
-        )
+    state = request.app.state
+    limits = _limits(state)
     header_length = request.headers.get(HEADER_LENGTH)
-    if len(body) > _THREAD_PARSE_BYTES:
-        infer_request = await run_in_threadpool(parse_request, body, header_length)
-    else:
-        infer_request = parse_request(body, header_length)
-    response = await dataplane.infer(name, infer_request, version)
+    json_length = json_header_length(header_length, limits.max_json_bytes)
+    limit = limits.max_json_bytes if json_length is None else limits.max_body_bytes
+    encoding = request.headers.get("content-encoding")
+    declared = _declared_length(request, limit)
+    # Compressed: the decompressed size is unknown until decoded, so the limit's cost is held.
+    size = limit if declared is None or encoding else declared
+    cost = JSON_COST * size if json_length is None else BINARY_COST * size + JSON_COST * json_length
+    budget: Budget | None = getattr(state, "byte_budget", None)
+    async with budget.hold(cost) if budget else _no_budget():
+        timeout = getattr(state, "body_timeout_s", DEFAULT_BODY_TIMEOUT_S)
+        try:
+            async with asyncio.timeout(timeout):
+                body = await _read_body(request, limit)
+        except TimeoutError:
+            raise RequestTimeout(f"request body not received within {timeout:g} s") from None
+        if encoding:
+            body = await run_in_threadpool(decode_body, body, encoding, limit)
+        if len(body) > _THREAD_PARSE_BYTES:
+            infer_request = await run_in_threadpool(parse_request, body, header_length, limits)
+        else:
+            infer_request = parse_request(body, header_length, limits)
+        del body
+        response = await dataplane.infer(name, infer_request, version)
+        del infer_request
     payload, json_length = encode_response(response)
     if json_length is None:
         return Response(payload, media_type="application/json")
@@ -96,23 +144,50 @@ async def infer(request: Request) -> Response:
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to be over the limit."""
+def _limits(state: Any) -> Limits:
+    """The server's limits; an app given only `max_body_bytes` caps JSON at it too."""
+    limits = getattr(state, "limits", None)
+    if limits is not None:
+        return limits
+    body = getattr(state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
+    json_bytes = min(DEFAULT_LIMITS.max_json_bytes, body)
+    return dataclasses.replace(DEFAULT_LIMITS, max_json_bytes=json_bytes, max_body_bytes=body)
+
+
+def _declared_length(request: Request, limit: int) -> int | None:
+    """`Content-Length`, refused with 413 when over the limit (None: not given)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    if not declared.isdigit():
+        return None
+    if int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
-    chunks, size = [], 0
+    return int(declared)
+
+
+@contextlib.asynccontextmanager
+async def _no_budget() -> AsyncIterator[int]:
+    yield 0
+
+
+async def _read_body(request: Request, limit: int) -> bytearray:
+    """The body, refused with 413 as soon as it is over the limit; grown in place (no second
+    copy from joining chunks)."""
+    body = bytearray()
     async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
+        if len(body) + len(chunk) > limit:
             raise PayloadTooLarge(f"request body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+        body += chunk
+    return body
 
 
 async def _protocol_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProtocolError)
-    return JSONResponse({"error": exc.message}, status_code=exc.http_status)
+    headers = {}
+    if exc.retry_after_s is not None:
+        headers["Retry-After"] = str(exc.retry_after_s)
+    if isinstance(exc, RequestTimeout | PayloadTooLarge):
+        headers["Connection"] = "close"  # the rest of the body is not read
+    return JSONResponse({"error": exc.message}, status_code=exc.http_status, headers=headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -123,8 +198,16 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
-    logger.error("unexpected error serving %s", request.url.path, exc_info=exc)
-    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+    """A generic 500: the exception's text stays in the log, found by the request id."""
+    request_id = request.headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+    logger.error(
+        "unexpected error serving %s (request id %s)", request.url.path, request_id, exc_info=exc
+    )
+    return JSONResponse(
+        {"error": "internal error", "request_id": request_id},
+        status_code=500,
+        headers={"X-Request-Id": request_id},
+    )
 
 
 def _routes() -> list[Route]:

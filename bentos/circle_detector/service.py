@@ -9,17 +9,25 @@ Bento's own batchable API for BentoML's clients (`bentoml.SyncHTTPClient(url).de
 
 from __future__ import annotations
 
-import asyncio
+import sys
 from pathlib import Path
 from typing import Any
 
 import bentoml
 from bentoml.exceptions import BentoMLException, InvalidArgument
 
-from . import rest
-from .settings import load_settings
+from . import http_timeouts, rest
+from .settings import SettingsError, http_port, load_settings
 
-SETTINGS = load_settings()
+try:
+    SETTINGS = load_settings()
+    HTTP_PORT = http_port(default=SETTINGS.port)
+except SettingsError as exc:
+    # `bentoml serve` imports this module first: one line and a non-zero exit, not a traceback.
+    print(f"error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+# uvicorn in BentoML's worker uses the `auto` protocol: give it the header read timeout.
+http_timeouts.install(SETTINGS.header_timeout_s)
 
 
 def _model_ref(tag: str) -> bentoml.models.BentoModel:
@@ -38,7 +46,7 @@ def _model_ref(tag: str) -> bentoml.models.BentoModel:
 @bentoml.service(
     name="circle-detector",
     workers=SETTINGS.workers,
-    http={"port": SETTINGS.port},
+    http={"port": HTTP_PORT},
     traffic={"timeout": 120},
 )
 @bentoml.asgi_app(rest.app, path="/")
@@ -81,8 +89,7 @@ class CircleDetectorService:
 
     @bentoml.on_startup
     async def _start(self) -> None:
-        # Not awaited: liveness answers while the model warms up.
-        self._warm_up = asyncio.create_task(self.server.start())
+        await self.server.start()  # warms up in the background: liveness answers meanwhile
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:

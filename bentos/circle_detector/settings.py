@@ -14,7 +14,31 @@
 - `CIRCLE_DETECTOR_MAX_IMAGES` (`64`): most images in one inference request.
 - `CIRCLE_DETECTOR_MAX_REQUEST_PIXELS` (`0`: 4 x max pixels): all images of one request
   together, read from the headers before decoding (bounds a request's memory).
-- `CIRCLE_DETECTOR_MAX_BODY_BYTES` (`268435456`): largest REST request body / gRPC message.
+- `CIRCLE_DETECTOR_MAX_BODY_BYTES` (`268435456`, 256 MiB): largest REST body with binary
+  tensors (the binary extension), after decompression.
+- `CIRCLE_DETECTOR_MAX_JSON_BYTES` (`8388608`, 8 MiB): largest JSON-only REST body, and
+  largest JSON header of a binary-extension body, after decompression (JSON costs about 20
+  times its size in Python objects).
+- `CIRCLE_DETECTOR_GRPC_MAX_MESSAGE_BYTES` (`67108864`, 64 MiB): largest gRPC message
+  (typed contents cost up to 8 times their wire size once parsed).
+- `CIRCLE_DETECTOR_MAX_TYPED_ELEMENTS` (`2097152`): most elements of a gRPC tensor sent as
+  typed `contents` (a message whose typed part is over 2 bytes an element is refused before it
+  is parsed: parsing holds the GIL, 11 ns an element); larger tensors go in
+  `raw_input_contents`, as tritonclient sends them.
+- `CIRCLE_DETECTOR_BUDGET_BYTES` (`536870912`, 512 MiB): in-flight request bytes of the whole
+  process (REST bodies at their in-memory cost, gRPC messages); beyond it requests wait.
+- `CIRCLE_DETECTOR_BUDGET_PIXELS` (`0`: 4 x max pixels): decoded pixels in flight in the whole
+  process; beyond it requests wait.
+- `CIRCLE_DETECTOR_ADMISSION_TIMEOUT_S` (`30`): longest wait for either budget, then 503 with
+  `Retry-After` (gRPC RESOURCE_EXHAUSTED).
+- `CIRCLE_DETECTOR_HEADER_TIMEOUT_S` (`10`): a connection's request headers must arrive within
+  this (slowloris); then 408 and the connection is closed. Both launchers.
+- `CIRCLE_DETECTOR_BODY_TIMEOUT_S` (`60`): an infer request's body must arrive within this
+  from its headers; then 408.
+- `CIRCLE_DETECTOR_READY_DEADLINE_S` (`300`): a server not ready this long after start-up
+  (warm-up failing) reports not live (`/v2/health/live` 503, gRPC `live=false`), so that
+  Kubernetes restarts it. The warm-up is retried meanwhile, with backoff from 0.5 s to 30 s.
+- `CIRCLE_DETECTOR_WARMUP_FAULTS` (`0`): test hook, the first N warm-ups fail on purpose.
 - `CIRCLE_DETECTOR_PREPROCESS_THREADS` (`2`): threads that decode, resize and refine beside
   the network.
 - `CIRCLE_DETECTOR_GRPC_PORT` (`8081`): port of the V2 gRPC server (`0` disables it).
@@ -55,6 +79,16 @@ class BentoSettings:
     max_images: int = 64
     max_request_pixels: int = 0
     max_body_bytes: int = 256 * 1024 * 1024
+    max_json_bytes: int = 8 * 1024 * 1024
+    grpc_max_message_bytes: int = 64 * 1024 * 1024
+    max_typed_elements: int = 1 << 21
+    budget_bytes: int = 512 * 1024 * 1024
+    budget_pixels: int = 0
+    admission_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    ready_deadline_s: float = 300.0
+    warmup_faults: int = 0
     preprocess_threads: int = 2
     grpc_port: int = 8081
     grpc_host: str = "0.0.0.0"
@@ -71,12 +105,22 @@ _BOUNDS: dict[str, tuple[int, int | None]] = {
     "max_images": (1, None),
     "max_request_pixels": (0, None),
     "max_body_bytes": (1024, None),
+    "max_json_bytes": (1024, None),
+    "grpc_max_message_bytes": (1024, 2**31 - 1),
+    "max_typed_elements": (1, None),
+    "budget_bytes": (1024 * 1024, None),
+    "budget_pixels": (0, None),
+    "warmup_faults": (0, None),
     "preprocess_threads": (1, None),
     "grpc_port": (0, 65535),
     "workers": (1, None),
     "port": (1, 65535),
 }
 _CHOICES = {"runtime": RUNTIMES}
+#: Settings in seconds: positive numbers, fractions allowed.
+_SECONDS = frozenset(
+    {"admission_timeout_s", "header_timeout_s", "body_timeout_s", "ready_deadline_s"}
+)
 
 
 def variable(name: str) -> str:
@@ -101,14 +145,37 @@ def _parse(name: str, raw: str) -> object:
         if raw not in _CHOICES[name]:
             raise SettingsError(f"{variable(name)}={raw!r}: use one of {', '.join(_CHOICES[name])}")
         return raw
+    if name in _SECONDS:
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise SettingsError(f"{variable(name)}={raw!r} is not a number of seconds") from None
+        if not 0 < seconds < float("inf"):
+            raise SettingsError(f"{variable(name)}={raw} must be a positive number of seconds")
+        return seconds
     if name not in _BOUNDS:
         return raw
     try:
         value = int(raw)
     except ValueError:
-        raise SettingsError(f"{variable(name)}={raw!r} is not an integer") from None
+        expected = "a port number between 1 and 65535" if name == "port" else "an integer"
+        raise SettingsError(f"{variable(name)}={raw!r}: expected {expected}") from None
     low, high = _BOUNDS[name]
     if value < low or (high is not None and value > high):
         bound = f"at least {low}" if high is None else f"between {low} and {high}"
         raise SettingsError(f"{variable(name)}={value} must be {bound}")
     return value
+
+
+def http_port(environ: Mapping[str, str] | None = None, default: int = 3000) -> int:
+    """The HTTP port from `BENTOML_PORT`, then `PORT` (Knative), else `default`; empty values
+    count as unset, anything else must be a port number (the error names the variable)."""
+    env = os.environ if environ is None else environ
+    for name in ("BENTOML_PORT", "PORT"):
+        raw = (env.get(name) or "").strip()
+        if not raw:
+            continue
+        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+            raise SettingsError(f"{name}={raw!r}: expected a port number between 1 and 65535")
+        return int(raw)
+    return default

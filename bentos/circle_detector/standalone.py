@@ -10,13 +10,14 @@ the container image. One process: scale with replicas.
 
 The port defaults to `BENTOML_PORT`, then `PORT` (Knative), then 3000. The model is the
 folder `--model-dir` names, or `CIRCLE_DETECTOR_MODEL_TAG` in `$BENTOML_HOME`'s model store.
-Every other setting is the Bento's (`settings.py`). Ctrl-C or SIGTERM stops it cleanly.
+Every other setting is the Bento's (`settings.py`), the header and body read timeouts
+included. A bad setting is one line on stderr naming the variable, and exit status 2. Ctrl-C
+or SIGTERM stops it cleanly.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import os
@@ -29,11 +30,11 @@ from typing import Any
 logger = logging.getLogger("circle_detector")
 
 
-def _default_port() -> int:
-    return int(os.environ.get("BENTOML_PORT") or os.environ.get("PORT") or 3000)
-
-
 def build_parser() -> argparse.ArgumentParser:
+    """The command line; the port's default comes from the environment (may raise
+    `SettingsError` naming the variable)."""
+    from .settings import http_port
+
     parser = argparse.ArgumentParser(
         prog="python -m bentos.circle_detector.standalone",
         description="Serve the circle detector's V2 API in a single process (fast cold start).",
@@ -46,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--port",
         type=int,
-        default=_default_port(),
+        default=http_port(),
         help="HTTP port (default: $BENTOML_PORT, else $PORT, else 3000)",
     )
     parser.add_argument(
@@ -81,16 +82,23 @@ def build_app(server: Any) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         server.attach(app)
-        warm_up = asyncio.create_task(server.start())  # liveness answers meanwhile
+        await server.start()  # warms up in the background: liveness answers meanwhile
         yield
-        warm_up.cancel()
         await server.stop()
 
     return rest.create_app([_metrics_route()], lifespan=lifespan)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from .settings import SettingsError, load_settings
+
+    try:
+        parser = build_parser()
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -103,19 +111,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
     from .model.artifacts import ModelFileError
-    from .settings import SettingsError, load_settings
 
     try:
-        settings = load_settings()
         from . import model_store
         from .server import ModelServer
 
         folder = args.model_dir or model_store.model_folder(settings.model_tag)
         server = ModelServer(folder, settings)
-    except (SettingsError, ModelFileError) as exc:
+    except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     import uvicorn
+
+    from .http_timeouts import protocol
 
     sock.listen(args.backlog)
     config = uvicorn.Config(
@@ -125,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_level=args.log_level,
         lifespan="on",
         ws="none",  # no websocket routes; importing an implementation costs 20 ms
+        http=protocol(settings.header_timeout_s),
     )
     # The socket object itself, not its fd: uvicorn would rebuild an fd as a Unix socket, and
     # asyncio sets TCP_NODELAY only on TCP ones (without it Nagle's algorithm and delayed ACKs

@@ -64,6 +64,12 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise ImageDecodeError("bytes are not a recognised image file") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageDecodeError(f"image is truncated or corrupt: {exc}") from exc
+    except MemoryError as exc:
+        raise ImageTooLargeError("image needs more memory to decode than is available") from exc
+    except Exception as exc:  # crafted files make PIL raise anything
+        # TypeError, OverflowError, IndexError, KeyError, ZeroDivisionError... seen from
+        # crafted TIFF tags; the bytes are the client's fault whatever PIL raises.
+        raise ImageDecodeError(f"image is corrupt ({type(exc).__name__} while decoding)") from exc
 
 
 def pil_to_array(img: Image.Image) -> np.ndarray:
@@ -102,21 +108,40 @@ def to_gray_float(image: np.ndarray) -> np.ndarray:
         raise ImageDecodeError(
             f"image is {arr.shape[1]}x{arr.shape[0]}; each side must be at least {MIN_SIDE}"
         )
-    if arr.dtype == np.uint8:
-        scaled = arr.astype(np.float32) / 255.0
-    elif arr.dtype == np.uint16:
-        scaled = arr.astype(np.float32) / 65535.0
-    elif arr.dtype == np.bool_:
-        scaled = arr.astype(np.float32)
-    elif np.issubdtype(arr.dtype, np.floating):
-        scaled = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
-    else:
+    if arr.dtype not in (np.uint8, np.uint16, np.bool_) and not np.issubdtype(
+        arr.dtype, np.floating
+    ):
         raise ImageDecodeError(f"unsupported pixel type {arr.dtype}; use uint8, uint16 or float")
-    if scaled.ndim == 2:
-        return np.ascontiguousarray(scaled)
+    if arr.ndim == 2:
+        return np.ascontiguousarray(_scaled(arr))
+    # Colour images in bands of rows: a float copy of a whole 4096 x 4096 RGB image is 200 MB
+    # on top of its grey result; per band the same arithmetic needs a few MB.
+    grey = np.empty(arr.shape[:2], dtype=np.float32)
+    for top in range(0, arr.shape[0], _BAND_ROWS):
+        grey[top : top + _BAND_ROWS] = _grey(_scaled(arr[top : top + _BAND_ROWS]))
+    return grey
+
+
+#: Rows converted at a time by `to_gray_float` (bounds its temporary memory).
+_BAND_ROWS = 256
+_LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def _scaled(arr: np.ndarray) -> np.ndarray:
+    """Pixels as float32 in [0, 1]."""
+    if arr.dtype == np.uint8:
+        return arr.astype(np.float32) / 255.0
+    if arr.dtype == np.uint16:
+        return arr.astype(np.float32) / 65535.0
+    if arr.dtype == np.bool_:
+        return arr.astype(np.float32)
+    return np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+
+
+def _grey(scaled: np.ndarray) -> np.ndarray:
+    """RGB(A) float pixels to luma; RGBA composited over white, as a viewer shows it."""
     rgb = scaled[..., :3]
     if scaled.shape[2] == 4:
         alpha = scaled[..., 3:4]
         rgb = rgb * alpha + (1.0 - alpha)
-    grey = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    return np.ascontiguousarray(grey, dtype=np.float32)
+    return rgb @ _LUMA

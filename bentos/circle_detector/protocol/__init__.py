@@ -7,24 +7,30 @@ between numpy and the wire (JSON data, the binary tensor extension, gRPC raw con
 
 from .errors import (
     BadRequest,
+    Busy,
     NotFound,
     NotReady,
     Overloaded,
     PayloadTooLarge,
     ProtocolError,
+    RequestTimeout,
 )
+from .limits import Limits
 from .types import InferInput, InferOutput, InferRequest, InferResponse, RequestedOutput
 
 __all__ = [
     "BadRequest",
+    "Busy",
     "InferInput",
     "InferOutput",
     "InferRequest",
     "InferResponse",
+    "Limits",
     "NotFound",
     "NotReady",
     "Overloaded",
     "PayloadTooLarge",
     "ProtocolError",
+    "RequestTimeout",
     "RequestedOutput",
 ]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from .errors import BadRequest
+from .limits import DEFAULT_LIMITS, Limits
 
 #: V2 datatype -> little-endian numpy dtype (BYTES is an object array of `bytes`).
 DATATYPES: dict[str, np.dtype] = {
@@ -46,19 +47,41 @@ def check_datatype(name: str, datatype: Any) -> np.dtype:
     return DATATYPES[datatype]
 
 
-def check_shape(name: str, shape: Any) -> list[int]:
+def check_shape(name: str, shape: Any, max_elements: int = MAX_ELEMENTS) -> list[int]:
     """A shape is a list of non-negative integers with a bounded element count."""
     if not isinstance(shape, list | tuple) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise BadRequest(f"input '{name}' shape must be a list of non-negative integers")
-    if math.prod(shape) > MAX_ELEMENTS:
-        raise BadRequest(f"input '{name}' shape {list(shape)} has too many elements")
+    if len(shape) > 16:
+        raise BadRequest(f"input '{name}' shape has {len(shape)} dimensions; at most 16")
+    count = math.prod(shape)
+    if count > min(max_elements, MAX_ELEMENTS):
+        raise BadRequest(
+            f"input '{name}' shape {list(shape)} has too many elements ({count}); "
+            f"the limit is {min(max_elements, MAX_ELEMENTS)}"
+        )
     return [int(d) for d in shape]
 
 
+def check_bytes_count(name: str, shape: list[int], limits: Limits) -> int:
+    """A BYTES tensor's element count, refused before any element becomes an object."""
+    count = math.prod(shape)
+    if count > limits.max_bytes_elements:
+        raise BadRequest(
+            f"BYTES input '{name}' has {count} elements, over the limit of "
+            f"{limits.max_bytes_elements}"
+        )
+    return count
+
+
 def from_json(
-    name: str, datatype: str, shape: list[int], data: Any, parameters: dict[str, Any]
+    name: str,
+    datatype: str,
+    shape: list[int],
+    data: Any,
+    parameters: dict[str, Any],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> np.ndarray:
     """Decode a JSON `data` field (flat or nested, row-major) into an array of `shape`."""
     dtype = check_datatype(name, datatype)
@@ -66,12 +89,16 @@ def from_json(
     if not isinstance(data, list):
         data = [data]
     if datatype == "BYTES":
-        flat = _flatten_bytes(name, data, parameters.get("content_type") == "base64")
+        check_bytes_count(name, shape, limits)
+        b64 = parameters.get("content_type") == "base64"
+        flat = _flatten_bytes(name, data, b64, count)
         if len(flat) != count:
             raise _count_error(name, shape, len(flat))
         out = np.empty(count, dtype=object)
         out[:] = flat
         return out.reshape(shape)
+    if len(data) > count:  # a flat list longer than the shape: refused before conversion
+        raise _count_error(name, shape, len(data))
     try:
         arr = np.asarray(data)
     except (ValueError, TypeError) as exc:
@@ -92,12 +119,19 @@ def from_json(
     return arr.reshape(-1).astype(dtype).reshape(shape)
 
 
-def from_binary(name: str, datatype: str, shape: list[int], raw: bytes | memoryview) -> np.ndarray:
+def from_binary(
+    name: str,
+    datatype: str,
+    shape: list[int],
+    raw: bytes | memoryview,
+    limits: Limits = DEFAULT_LIMITS,
+) -> np.ndarray:
     """Decode raw little-endian bytes (binary extension or gRPC raw contents) into an array."""
     dtype = check_datatype(name, datatype)
     count = math.prod(shape)
     if datatype == "BYTES":
-        items = _split_length_prefixed(name, raw)
+        check_bytes_count(name, shape, limits)
+        items = _split_length_prefixed(name, raw, count)
         if len(items) != count:
             raise _count_error(name, shape, len(items))
         out = np.empty(count, dtype=object)
@@ -131,10 +165,12 @@ def to_binary(datatype: str, arr: np.ndarray) -> bytes:
     return np.ascontiguousarray(arr, dtype=DATATYPES[datatype]).tobytes()
 
 
-def _split_length_prefixed(name: str, raw: bytes | memoryview) -> list[bytes]:
+def _split_length_prefixed(name: str, raw: bytes | memoryview, count: int) -> list[bytes]:
+    """The elements, stopping at the first past `count` (a million 1-byte elements would
+    otherwise cost a million objects before the count is checked)."""
     view = memoryview(raw)
     items, pos = [], 0
-    while pos < len(view):
+    while pos < len(view) and len(items) <= count:
         if pos + 4 > len(view):
             raise BadRequest(f"input '{name}' BYTES data is truncated (incomplete length prefix)")
         (length,) = struct.unpack_from("<I", view, pos)
@@ -149,10 +185,11 @@ def _split_length_prefixed(name: str, raw: bytes | memoryview) -> list[bytes]:
     return items
 
 
-def _flatten_bytes(name: str, data: list[Any], b64: bool) -> list[bytes]:
+def _flatten_bytes(name: str, data: list[Any], b64: bool, count: int) -> list[bytes]:
+    """Nested strings to bytes, stopping at the first element past `count`."""
     flat: list[bytes] = []
     stack = [iter(data)]
-    while stack:
+    while stack and len(flat) <= count:
         try:
             item = next(stack[-1])
         except StopIteration:
@@ -178,9 +215,9 @@ def _flatten_bytes(name: str, data: list[Any], b64: bool) -> list[bytes]:
 
 
 def _count_error(name: str, shape: list[int], got: int) -> BadRequest:
-    return BadRequest(
-        f"input '{name}' has {got} elements, but shape {shape} needs {math.prod(shape)}"
-    )
+    needed = math.prod(shape)
+    has = f"more than {needed}" if got > needed else str(got)
+    return BadRequest(f"input '{name}' has {has} elements, but shape {shape} needs {needed}")
 
 
 def _kind_name(dtype: np.dtype) -> str:

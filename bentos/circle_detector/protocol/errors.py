@@ -10,6 +10,8 @@ class ProtocolError(Exception):
 
     http_status: ClassVar[int] = 500
     grpc_code: ClassVar[str] = "INTERNAL"
+    #: Seconds a client should wait before retrying (REST `Retry-After`); None: no header.
+    retry_after_s: ClassVar[int | None] = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -35,6 +37,7 @@ class NotReady(ProtocolError):
 
     http_status = 503
     grpc_code = "UNAVAILABLE"
+    retry_after_s = 1
 
 
 class PayloadTooLarge(ProtocolError):
@@ -50,3 +53,20 @@ class Overloaded(ProtocolError):
 
     http_status = 503
     grpc_code = "UNAVAILABLE"
+    retry_after_s = 1
+
+
+class Busy(ProtocolError):
+    """The process-wide memory budget stayed full for the admission timeout
+    (503 + `Retry-After` / RESOURCE_EXHAUSTED); the same request may succeed later."""
+
+    http_status = 503
+    grpc_code = "RESOURCE_EXHAUSTED"
+    retry_after_s = 2
+
+
+class RequestTimeout(ProtocolError):
+    """The request body did not arrive within the body timeout (408 / DEADLINE_EXCEEDED)."""
+
+    http_status = 408
+    grpc_code = "DEADLINE_EXCEEDED"

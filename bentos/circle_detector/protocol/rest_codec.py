@@ -13,14 +13,17 @@ from typing import Any
 
 from . import codec
 from .errors import BadRequest, PayloadTooLarge
+from .limits import DEFAULT_LIMITS, Limits
 from .types import InferInput, InferRequest, InferResponse, RequestedOutput
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
-def parse_request(body: bytes, header_length: str | None) -> InferRequest:
+def parse_request(
+    body: bytes | bytearray, header_length: str | None, limits: Limits = DEFAULT_LIMITS
+) -> InferRequest:
     """Parse an infer request body; `header_length` is the extension header's value, if any."""
-    json_part, binary = _split_body(body, header_length)
+    json_part, binary = _split_body(body, header_length, limits.max_json_bytes)
     try:
         doc = json.loads(json_part)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -39,7 +42,7 @@ def parse_request(body: bytes, header_length: str | None) -> InferRequest:
     inputs, offset = [], 0
     view = memoryview(binary)
     for i, raw in enumerate(raw_inputs):
-        tensor, offset = _parse_input(i, raw, view, offset)
+        tensor, offset = _parse_input(i, raw, view, offset, limits)
         inputs.append(tensor)
     if offset != len(binary):
         raise BadRequest(
@@ -106,16 +109,36 @@ def error_body(message: str) -> dict[str, str]:
     return {"error": message}
 
 
-def _split_body(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
+def json_header_length(header_length: str | None, max_json_bytes: int) -> int | None:
+    """The binary extension's JSON header length, checked against the JSON limit (None: the
+    body is all JSON)."""
     if header_length is None:
-        return body, b""
+        return None
     try:
         n = int(header_length)
     except ValueError:
         raise BadRequest(f"{HEADER_LENGTH} must be an integer, got {header_length!r}") from None
+    if n > max_json_bytes:
+        raise PayloadTooLarge(
+            f"{HEADER_LENGTH} is {n}; the JSON header's limit is {max_json_bytes} bytes"
+        )
+    return n
+
+
+def _split_body(
+    body: bytes | bytearray, header_length: str | None, max_json_bytes: int
+) -> tuple[bytes | bytearray, memoryview]:
+    n = json_header_length(header_length, max_json_bytes)
+    if n is None:
+        if len(body) > max_json_bytes:
+            raise PayloadTooLarge(
+                f"JSON request body is {len(body)} bytes; the limit is {max_json_bytes}"
+            )
+        return body, memoryview(b"")
     if not 0 < n <= len(body):
         raise BadRequest(f"{HEADER_LENGTH} is {n}, but the body has {len(body)} bytes")
-    return body[:n], body[n:]
+    view = memoryview(body)
+    return bytes(view[:n]), view[n:]
 
 
 def _parameters(value: Any, where: str) -> dict[str, Any]:
@@ -126,7 +149,9 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _parse_input(index: int, raw: Any, binary: memoryview, offset: int) -> tuple[InferInput, int]:
+def _parse_input(
+    index: int, raw: Any, binary: memoryview, offset: int, limits: Limits
+) -> tuple[InferInput, int]:
     if not isinstance(raw, dict):
         raise BadRequest(f"inputs[{index}] must be a JSON object")
     name = raw.get("name")
@@ -134,7 +159,7 @@ def _parse_input(index: int, raw: Any, binary: memoryview, offset: int) -> tuple
         raise BadRequest(f"inputs[{index}] needs a 'name' string")
     datatype = raw.get("datatype")
     codec.check_datatype(name, datatype)
-    shape = codec.check_shape(name, raw.get("shape"))
+    shape = codec.check_shape(name, raw.get("shape"), limits.max_elements)
     parameters = _parameters(raw.get("parameters"), f"input '{name}'")
     if "shared_memory_region" in parameters:
         raise BadRequest(
@@ -149,11 +174,11 @@ def _parse_input(index: int, raw: Any, binary: memoryview, offset: int) -> tuple
                 f"input '{name}' claims {size} bytes of binary data, "
                 f"but only {len(binary) - offset} remain"
             )
-        data = codec.from_binary(name, datatype, shape, binary[offset : offset + size])
+        data = codec.from_binary(name, datatype, shape, binary[offset : offset + size], limits)
         return InferInput(name, datatype, shape, data, parameters), offset + size
     if "data" not in raw:
         raise BadRequest(f"input '{name}' has neither 'data' nor binary_data_size")
-    data = codec.from_json(name, datatype, shape, raw["data"], parameters)
+    data = codec.from_json(name, datatype, shape, raw["data"], parameters, limits)
     return InferInput(name, datatype, shape, data, parameters), offset
 
 

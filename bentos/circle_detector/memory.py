@@ -1,0 +1,72 @@
+"""Giving memory back to the system after big requests (glibc's allocator keeps it otherwise).
+
+Without this, a 64 MiB gRPC message parsed into Python objects leaves hundreds of MB in the
+allocator's free lists, and each following big request on another thread's arena adds more:
+the resident size ratchets up. Two measures, both no-ops off glibc:
+
+- `configure()` (at start-up, before threads exist): fixed mmap threshold, so large buffers
+  come from (and go straight back to) mmap instead of the heap; at most 2 malloc arenas.
+- `trim_after(n)`: after a request that held at least `TRIM_BYTES`, a garbage collection and
+  `malloc_trim(0)` on a thread, at most one at a time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import gc
+import logging
+import threading
+import time
+
+logger = logging.getLogger(__name__)
+#: A request that held at least this many bytes is followed by a trim.
+TRIM_BYTES = 16 * 1024 * 1024
+#: Seconds from a big request's end to its trim (the transport lets go of the message).
+TRIM_DELAY_S = 0.2
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
+_MMAP_THRESHOLD = 1024 * 1024
+_ARENA_MAX = 2
+
+
+def _libc() -> ctypes.CDLL | None:
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        libc.malloc_trim  # noqa: B018 - glibc only
+        libc.mallopt  # noqa: B018
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _libc()
+_trimming = threading.Lock()
+
+
+def configure() -> None:
+    """Tune glibc's allocator for a server that sees occasional huge requests."""
+    if _LIBC is None:
+        return
+    _LIBC.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+    _LIBC.mallopt(_M_TRIM_THRESHOLD, 4 * _MMAP_THRESHOLD)
+    _LIBC.mallopt(_M_ARENA_MAX, _ARENA_MAX)
+
+
+def trim(delay_s: float = 0.0) -> None:
+    """Collect garbage and return free heap pages of every arena to the system (blocking; a
+    few ms), after `delay_s` (the finished request's frames are gone by then)."""
+    if _LIBC is None or not _trimming.acquire(blocking=False):
+        return
+    try:
+        time.sleep(delay_s)
+        gc.collect()
+        _LIBC.malloc_trim(0)
+    finally:
+        _trimming.release()
+
+
+def trim_after(held_bytes: int) -> None:
+    """Trim on a background thread once a request that held `held_bytes` is done."""
+    if held_bytes >= TRIM_BYTES and _LIBC is not None:
+        threading.Thread(target=trim, args=(TRIM_DELAY_S,), name="malloc-trim", daemon=True).start()
