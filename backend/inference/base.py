@@ -55,6 +55,9 @@ class ModelMisconfiguredError(ModelRejectedError):
     """A configuration error (unknown MODEL_NAME, a gateway's 401/403/404, a TLS failure): no
     image can succeed until an operator fixes it; `/health/ready` reports it."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(f"misconfigured: {message}")
+
 
 class ModelServerError(InferenceError):
     """The model server failed on this request (500, gRPC INTERNAL/UNKNOWN).

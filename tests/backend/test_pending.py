@@ -139,7 +139,8 @@ def test_a_wrong_model_name_fails_at_once_and_readiness_says_misconfigured(model
         ready = c.get("/health/ready")
         assert ready.status_code == 503
         check = ready.json()["checks"]["model_server"]
-        assert check["ok"] is False and "404" in check["error"] and "MODEL_NAME" in check["error"]
+        assert check["ok"] is False and check["error"].startswith("misconfigured: ")
+        assert "404" in check["error"] and "MODEL_NAME" in check["error"]
 
 
 def test_two_replicas_never_detect_one_image_twice(model, tmp_path, postgres_database_factory):
