@@ -4,7 +4,8 @@ uvicorn cuts idle keep-alive connections (`timeout_keep_alive`) but never a requ
 headers or body trickle in (slowloris): a client sending one byte every few seconds holds a
 connection, and its buffer, forever. `TimedHttpToolsProtocol` arms a timer when a request
 starts (the connection opens, or the first byte of the next request on a kept-alive one):
-headers not complete within HEADER_TIMEOUT_S get `408` and the connection closed; a body not
+headers not complete within HEADER_TIMEOUT_S get `408` and the connection closed (a connection
+that sent nothing at all is closed silently, as browsers' preconnected sockets expect); a body not
 complete within BODY_TIMEOUT_S after its headers gets the connection closed (the app then sees
 a disconnect). The response's own time is not limited.
 
@@ -43,6 +44,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._deadline: asyncio.TimerHandle | None = None
+        self._begun = False  # a request's first byte has arrived
 
     def _arm(self, seconds: float, on_expiry: Any) -> None:
         self._disarm()
@@ -63,6 +65,7 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._begun = True
         self._arm(self.header_timeout_s, self._headers_too_slow)
 
     def on_headers_complete(self) -> None:
@@ -71,11 +74,15 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._disarm()
+        self._begun = False
         super().on_message_complete()
 
     def _headers_too_slow(self) -> None:
         self._deadline = None
         if self.transport.is_closing():
+            return
+        if not self._begun:
+            self.transport.close()
             return
         log.warning("request headers not complete in %g s: closed", self.header_timeout_s)
         body = b'{"error": "request headers not received within %g s"}' % self.header_timeout_s

@@ -85,13 +85,14 @@ def test_headers_that_trickle_are_cut_after_the_header_timeout(server):
     assert answer.startswith(b"HTTP/1.1 408 ") and b"headers not received" in answer
 
 
-def test_a_silent_connection_is_cut_after_the_header_timeout(server):
+def test_a_silent_connection_is_closed_after_the_header_timeout(server):
+    """Nothing sent at all (a preconnected socket, or a slowloris): closed without an answer."""
     with connect(server) as sock:
         start = time.monotonic()
         sock.settimeout(HEADER_TIMEOUT_S + 5)
         answer = sock.recv(65536)
         elapsed = time.monotonic() - start
-    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert answer == b""
     assert HEADER_TIMEOUT_S - 0.1 <= elapsed < HEADER_TIMEOUT_S + 1.5
 
 
