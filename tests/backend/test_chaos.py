@@ -266,6 +266,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tiny_tmpfs
             assert audit(server).problems == {}
             assert not list((server.storage_dir / ".tmp").iterdir())
             assert c.get(API).json()["total"] == len(stored)
+            assert c.get("/health/ready").json()["checks"]["storage"]["ok"] is True  # reads go on
             for iid, data in stored.items():  # the others are still served
                 assert c.get(f"{API}{iid}/file").content == data
                 assert c.get(f"{API}{iid}/thumbnail").status_code == 200  # served, even uncached

@@ -88,3 +88,54 @@ async def test_check_writable(storage, tmp_path):
     blocked.write_bytes(b"")
     with pytest.raises(StorageError, match="not writable"):
         await LocalStorage(blocked).check_writable()
+
+
+async def test_derived_files_are_cached_beside_and_dropped_with_the_file(storage):
+    data = b"an image"
+    key = content_key(data)
+    await storage.put(key, data)
+    assert await storage.get_derived(key, "thumb-256.jpg") is None
+    await storage.put_derived(key, "thumb-256.jpg", b"small")
+    assert await storage.get_derived(key, "thumb-256.jpg") == b"small"
+    with pytest.raises(ValueError, match="derived file name"):
+        await storage.put_derived(key, "../escape.png", b"x")
+    await storage.purge(await storage.discard(key))
+    assert await storage.get_derived(key, "thumb-256.jpg") is None
+    assert storage.derived_keys() == []
+
+
+async def test_open_streams_a_file_that_is_deleted_meanwhile(storage):
+    data = b"streamed" * 1000
+    key = content_key(data)
+    await storage.put(key, data)
+    fh = await storage.open(key)
+    await storage.purge(await storage.discard(key))
+    with fh:
+        assert fh.read() == data
+    with pytest.raises(FileNotFoundError):
+        await storage.open(key)
+
+
+def test_a_full_disk_is_its_own_error():
+    import errno
+
+    from backend.storage import StorageFullError, storage_error
+
+    assert isinstance(storage_error(OSError(errno.ENOSPC, "No space"), "x"), StorageFullError)
+    other = storage_error(OSError(errno.EIO, "I/O error"), "read")
+    assert type(other) is StorageError and "cannot read: I/O error" in str(other)
+
+
+async def test_listings_for_reconciliation(storage):
+    data = b"kept"
+    key = content_key(data)
+    await storage.put(key, data)
+    token = await storage.discard(key)
+    storage.trash_dir.joinpath("not-a-token").write_bytes(b"?")
+    assert storage.trash_tokens() == [(token, key)]  # the stray name is removed
+    assert not storage.trash_dir.joinpath("not-a-token").exists()
+    await storage.restore(token, key)
+    assert list(storage.stored_keys()) == [key]
+    stray = storage.path(key).parent / "stray.txt"
+    stray.write_bytes(b"?")
+    assert list(storage.stray_files()) == [stray]

@@ -11,6 +11,7 @@ from tortoise import connections
 
 from backend.api.deps import Service
 from backend.schemas import CheckOut, ReadyOut
+from backend.storage import StorageFullError
 
 router = APIRouter(tags=["health"])
 
@@ -26,6 +27,8 @@ async def _check(coro, timeout_s: float) -> CheckOut:
         await asyncio.wait_for(coro, timeout_s)
     except TimeoutError:
         return CheckOut(ok=False, error=f"timed out after {timeout_s:g} s")
+    except StorageFullError as exc:  # reads still work: stay in service, uploads answer 507
+        return CheckOut(ok=True, error=f"{exc} (uploads answer 507 until there is room)")
     except Exception as exc:
         return CheckOut(ok=False, error=str(exc) or type(exc).__name__)
     return CheckOut(ok=True)
@@ -34,6 +37,9 @@ async def _check(coro, timeout_s: float) -> CheckOut:
 @router.get("/health/ready", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
 async def ready(service: Service) -> JSONResponse:
     """Readiness: database reachable, storage writable, model server ready; says which failed.
+
+    A full storage keeps the service ready (reads are served; uploads answer 507) and says so
+    in the storage check's `error`.
 
     With READY_REQUIRES_MODEL=false the model server is not called at all (`ok` is null): under
     Knative every probe would otherwise wake a model that has scaled to zero.
