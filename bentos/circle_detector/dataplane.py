@@ -147,10 +147,11 @@ class DataPlane:
                 f"model '{name}' has no version '{version}'; available: '{self.model_version}'"
             )
 
-    async def warm_up(self) -> None:
-        """Run one inference through the whole path (batcher included), then report ready."""
+    async def warm_up(self, side: int = 96) -> None:
+        """Run one inference of a `side` x `side` image through the whole path (batcher
+        included), then report ready."""
         # Within the configured pixel limits, so that a small limit does not fail the warm-up.
-        side = max(8, min(96, math.isqrt(min(self.max_pixels, self.max_request_pixels))))
+        side = max(8, min(side, math.isqrt(min(self.max_pixels, self.max_request_pixels))))
         yy, xx = np.mgrid[:side, :side]
         ring = np.abs(np.hypot(xx - side / 2, yy - side / 2) - side / 4) < 2
         image = np.where(ring, 0, 255).astype(np.uint8)[None]

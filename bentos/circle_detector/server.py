@@ -57,6 +57,8 @@ class ModelServer:
             "decoded pixels",
             settings.budget_pixels or 4 * settings.max_pixels,
             settings.admission_timeout_s,
+            # a decoded pixel costs at least its 4-byte grey float: trim after big images too
+            on_release=lambda pixels: memory.trim_after(4 * pixels),
         )
         detector = CircleDetector.load(model_folder, settings.runtime, settings.threads)
         self.dataplane = DataPlane(
@@ -127,6 +129,7 @@ class ModelServer:
         await self._warm_up()
         logger.info("circle-detector warmed up; ready")
         if not self.settings.grpc_port:
+            await self._warm_up_full_size()
             return
         if self.settings.port != self.settings.grpc_port:
             with contextlib.suppress(TimeoutError):
@@ -144,6 +147,17 @@ class ModelServer:
         except Exception:
             logger.exception("cannot start the V2 gRPC server; reporting not ready")
             self.dataplane.set_ready(False)
+            return
+        await self._warm_up_full_size()
+
+    async def _warm_up_full_size(self) -> None:
+        """One more warm-up at the network's largest input, once serving: the runtime's memory
+        arena and the decoding buffers then reach their steady size at start-up, not with
+        the first big client image (idle RSS is then what the server returns to)."""
+        try:
+            await self.dataplane.warm_up(self.dataplane.detector.max_side)
+        except Exception:
+            logger.exception("full-size warm-up failed (the server stays ready)")
 
     async def stop(self) -> None:
         """Stop the warm-up loop if it still runs, then gRPC and the dataplane."""

@@ -275,6 +275,7 @@ CASES: dict[str, Callable[[BentoServer], list[str]]] = {
     "binary 64 MiB 1-byte": binary_tiny_bytes,
     "grpc 4x60 MiB typed": grpc_typed_4x,
     "16 x 4096^2 JPEG": concurrent_jpegs,
+    "16 x 4096^2 JPEG again": concurrent_jpegs,
 }
 
 
