@@ -29,3 +29,25 @@ def test_no_detections_gives_the_image_back_as_png():
     Image.new("RGB", (16, 16), (1, 2, 3)).save(src, format="JPEG", quality=100)
     with Image.open(io.BytesIO(annotated_png(src.getvalue(), []))) as img:
         assert img.format == "PNG" and img.size == (16, 16)
+
+
+def test_big_images_are_drawn_scaled_with_their_circles():
+    src = io.BytesIO()
+    Image.new("L", (4000, 2000), 128).save(src, format="JPEG")
+    det = Detection(rank=0, x1=800, y1=400, x2=1600, y2=1200, cx=1200, cy=800, radius=400, score=1)
+    with Image.open(io.BytesIO(annotated_png(src.getvalue(), [det], max_side=1000))) as img:
+        assert img.size == (1000, 500)
+        rgb = np.asarray(img.convert("RGB")).astype(int)
+    assert tuple(rgb[200, 400]) == (255, 40, 40)  # (1600, 800) / 4: the circle's right edge
+    assert abs(rgb[200, 300] - 128).max() <= 2  # its centre: untouched
+
+
+def test_thumbnails_are_small_jpegs_and_costs_count_the_downscaled_decode():
+    from backend.annotate import shrink_cost, thumbnail_jpeg
+
+    src = io.BytesIO()
+    Image.new("RGB", (4096, 4096), (9, 9, 9)).save(src, format="JPEG")
+    with Image.open(io.BytesIO(thumbnail_jpeg(src.getvalue(), 256))) as img:
+        assert (img.format, img.size) == ("JPEG", (256, 256))
+    assert shrink_cost("JPEG", 4096, 4096, 256) == 512 * 512 * 4 + 2 * 256 * 256 * 4
+    assert shrink_cost("PNG", 4096, 4096, 256) == 4096 * 4096 * 4 + 2 * 256 * 256 * 4

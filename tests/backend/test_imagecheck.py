@@ -49,3 +49,34 @@ def test_refusals_carry_their_status(data, status, words):
     with pytest.raises(APIError) as info:
         inspect_image(data, max_pixels=10_000)
     assert info.value.status_code == status and words in info.value.message
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "BMP", "TIFF", "WEBP"])
+def test_damaged_files_are_always_a_4xx(fmt):
+    """Random byte flips and cuts of a valid file: an APIError 4xx each time, never a crash."""
+    import random
+
+    good = circles_png(seed=5, size=(64, 48), fmt=fmt)
+    rng = random.Random(fmt)
+    for _ in range(150):
+        data = bytearray(good)
+        for _ in range(rng.randint(1, 8)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        if rng.random() < 0.3:
+            data = data[: rng.randrange(1, len(data))]
+        try:
+            inspect_image(bytes(data), max_pixels=10_000)
+        except APIError as exc:
+            assert exc.status_code in (413, 415, 422), exc.message
+
+
+def test_jpegs_are_checked_at_an_eighth_of_their_pixels():
+    from backend.imagecheck import read_header
+
+    out = io.BytesIO()
+    Image.new("RGB", (4096, 2048), (90, 120, 30)).save(out, format="JPEG")
+    info = read_header(out.getvalue(), max_pixels=4096 * 4096)
+    assert info.check_bytes == 512 * 256 * 4
+    out = io.BytesIO()
+    Image.new("L", (4096, 2048)).save(out, format="PNG")
+    assert read_header(out.getvalue(), max_pixels=4096 * 4096).check_bytes == 4096 * 2048
