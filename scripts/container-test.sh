@@ -24,11 +24,14 @@ The container, for real, with the tools that work without a Docker engine or a r
   4. the Bento's own V2 client tests (tritonclient HTTP + gRPC, REST error cases) against the
      Bento's container, and tests/k8s/container_checks.py against the backend's container
      (/health/ready, an upload detected through the Bento)
-  5. scripts/smoke-test.sh local against the pod, with a fake kubectl whose port-forward is a
-     Host-header router in place of the Istio gateway (tests/k8s/fake_cluster)
+  5. scripts/smoke-test.sh local against the pod, with a fake kubectl whose port-forwards are
+     Host-header routers in place of Knative's local gateway (the model's host to the Bento)
+     and the Istio ingress gateway (the backend) (tests/k8s/fake_cluster); smoke-test.sh stops
+     them when it ends
   6. the gRPC variant (--with grpc) as Knative runs it: PORT=8081 (h2c), the manifest's command,
      and the Bento's gRPC tests against that port
-Prints how long each step took. Not part of 'make test' (minutes, needs root).
+Prints how long each step took. Not part of 'make test' (minutes, needs root). Installs podman,
+buildah, runc and debootstrap with apt-get when they are missing.
 
   --skip-build   use the images already built
 
@@ -49,10 +52,10 @@ for arg in "$@"; do
     *) usage >&2; die "unknown argument: $arg" ;;
   esac
 done
-need podman "apt-get install -y podman"
-need buildah "apt-get install -y buildah"
-need "$RUNTIME" "apt-get install -y $RUNTIME"
 [[ $(id -u) -eq 0 ]] || die "buildah/podman here run as root"
+# On a bare machine: the container tools from the distribution, as scripts/test-deps.sh does for
+# make test (curl for the readiness waits).
+ensure_tools podman=podman buildah=buildah "$RUNTIME=$RUNTIME" debootstrap=debootstrap curl=curl
 PY="$ROOT/.venv/bin/python"
 [[ -x "$PY" ]] || die "no virtualenv at $ROOT/.venv (run 'make setup' first)"
 cd "$ROOT"
@@ -72,7 +75,9 @@ export CONTAINERS_CONF="$conf"
 
 read -r BENTO_IMAGE BACKEND_IMAGE < <("$ROOT/scripts/build-images.sh" --print-images | paste -sd' ')
 data="$(mktemp -d)"
+# Whatever happens (a failure, Ctrl-C, SIGTERM), the pods go and nothing started here stays.
 cleanup() {
+  stop_bg
   if [[ "$KEEP" != 1 ]]; then
     podman pod rm -f "$POD" "$POD-grpc" >/dev/null 2>&1 || true
     rm -rf "$data"
@@ -80,6 +85,8 @@ cleanup() {
   rm -f "$conf"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 declare -A took
 step() { # step NAME COMMAND...: run and time one step
@@ -170,12 +177,12 @@ step tests run_tests
 
 # scripts/smoke-test.sh itself, against the containers: a fake kubectl (tests/k8s/fake_cluster)
 # answers the InferenceService URL and "port-forwards" to a Host-header router standing in for
-# the Istio ingress gateway (model host -> the Bento, anything else -> the backend).
+# Knative's local gateway (model host -> the Bento) and the Istio ingress gateway (-> the backend).
 run_smoke_test() {
   PATH="$ROOT/tests/k8s/fake_cluster:$PATH" FAKE_PYTHON="$PY" \
-    FAKE_ISVC_URL="http://circle-detector.circle-detector.example.com" \
+    FAKE_ISVC_URL="http://circle-detector.circle-detector.svc.cluster.local" \
     FAKE_MODEL_UPSTREAM="127.0.0.1:$http_port" FAKE_DEFAULT_UPSTREAM="127.0.0.1:$backend_port" \
-    LOCAL_PORT="$(free_port)" "$ROOT/scripts/smoke-test.sh" local
+    LOCAL_PORT="$(free_port)" MODEL_LOCAL_PORT="$(free_port)" "$ROOT/scripts/smoke-test.sh" local
 }
 step smoke-test-script run_smoke_test
 

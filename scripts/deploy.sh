@@ -9,7 +9,7 @@ WAIT_TIMEOUT="${WAIT_TIMEOUT:-600s}"
 usage() {
   cat <<USAGE
 Usage: scripts/deploy.sh OVERLAY [--with COMPONENTS] [--bento-image REF] [--backend-image REF]
-                         [--canary-percent N] [--dry-run] [--help]
+                         [--canary-percent N] [--storage-class NAME] [--dry-run] [--help]
 
 Renders k8s/overlays/OVERLAY (one of: ${OVERLAYS[*]}) with scripts/render.sh, applies it with
 kubectl (server-side, idempotent: re-running converges), then waits for the backend rollout and
@@ -19,12 +19,17 @@ the InferenceService's Ready condition. The model may scale to zero afterwards; 
   --bento-image REF     model image (e.g. the new version for --with canary)
   --backend-image REF   backend image
   --canary-percent N    share of traffic for the new model revision (with --with canary)
+  --storage-class NAME  the backend volume's storage class; stage/prod need an RWX one (NFS, EFS,
+                        Filestore, ...): their overlays carry a placeholder, refused here
   --dry-run             validate against the cluster's API server without changing anything
 
 Before dev/stage/prod: the Secret circle-detector-api-key (key api-key) must exist in the
 overlay's namespace; before stage/prod also the Secret circle-detector-db (key database-url) there,
-and the TLS Secret circle-detector-tls in istio-system (see k8s/README.md). The script stops
-with the command to create whichever is missing.
+and the TLS Secret circle-detector-tls in istio-system (see k8s/README.md); with
+--with pull-secret the Secret circle-detector-registry. The script stops with the command to
+create whichever is missing. It also stops unless the cluster has Istio 1.22 or later (the
+manifests use networking.istio.io/v1) and, with --with gpu, Knative's
+kubernetes.podspec-nodeselector and kubernetes.podspec-tolerations features enabled.
 
 Environment (defaults):
   KUBE_CONTEXT   the current context (for local: kind-circle-detector)
@@ -36,7 +41,7 @@ overlay="" render_args=() dry_run=0
 while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
-    --with | --bento-image | --backend-image | --canary-percent)
+    --with | --bento-image | --backend-image | --canary-percent | --storage-class)
       [[ $# -ge 2 ]] || die "$1 needs a value"
       render_args+=("$1" "$2"); shift 2 ;;
     --dry-run) dry_run=1; shift ;;
@@ -59,6 +64,44 @@ k version --request-timeout=10s >/dev/null 2>&1 || die "no cluster answers (cont
 k get crd inferenceservices.serving.kserve.io >/dev/null 2>&1 ||
   die "KServe is not installed in this cluster (scripts/kind-up.sh installs it)"
 
+# Istio 1.22 promoted its networking APIs to v1, which every Gateway/VirtualService here uses.
+istio_versions="$(k get crd virtualservices.networking.istio.io \
+  -o jsonpath='{.spec.versions[?(@.served==true)].name}' 2>/dev/null || true)"
+[[ " $istio_versions " == *" v1 "* ]] || die "Istio 1.22 or later is required (networking.istio.io/v1; \
+this cluster serves: ${istio_versions:-no Istio CRDs}): scripts/kind-up.sh installs it, or upgrade Istio"
+
+# The RWX volume's storage class (stage/prod): a placeholder until the operator names one.
+if grep -q 'storageClassName: rwx-storage-class-unset' "$manifests"; then
+  die "the backend's ReadWriteMany volume has no storage class yet (placeholder rwx-storage-class-unset).
+  List this cluster's classes:  kubectl get storageclass
+  then deploy with an RWX one:  scripts/deploy.sh $overlay --storage-class NAME ...
+  (or replace the placeholder in k8s/overlays/$overlay/kustomization.yaml; see k8s/README.md)"
+fi
+storage_class="$(awk '/^kind: PersistentVolumeClaim$/{f=1} f && /^  storageClassName: /{print $2; exit}' "$manifests")"
+storage_class="${storage_class//[\'\"]/}"
+if [[ -n "$storage_class" ]]; then
+  k get storageclass "$storage_class" >/dev/null 2>&1 ||
+    die "StorageClass $storage_class does not exist in this cluster (kubectl get storageclass)"
+fi
+
+# nodeSelector/tolerations (components/gpu) reach the pod only with Knative's feature flags;
+# without them the InferenceService never becomes Ready.
+if grep -q 'nvidia.com/gpu.present' "$manifests"; then
+  for flag in kubernetes.podspec-nodeselector kubernetes.podspec-tolerations; do
+    value="$(k -n knative-serving get configmap config-features \
+      -o jsonpath="{.data.${flag//./\\.}}" 2>/dev/null || true)"
+    [[ "$value" == enabled || "$value" == allowed ]] || die "Knative's feature $flag is '${value:-unset}', not enabled (the GPU
+  component's nodeSelector and tolerations need it; scripts/kind-up.sh enables both):
+  kubectl -n knative-serving patch configmap/config-features --type merge \\
+    -p '{\"data\":{\"kubernetes.podspec-nodeselector\":\"enabled\",\"kubernetes.podspec-tolerations\":\"enabled\"}}'"
+  done
+fi
+
+if grep -q 'name: circle-detector-registry' "$manifests" && ((dry_run == 0)); then
+  k -n "$ns" get secret circle-detector-registry >/dev/null 2>&1 || die "Secret circle-detector-registry missing in $ns:
+  kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n $ns create secret docker-registry circle-detector-registry --docker-server=REGISTRY --docker-username=USER --docker-password=TOKEN"
+fi
 if grep -q 'name: circle-detector-db' "$manifests" && ((dry_run == 0)); then
   k -n "$ns" get secret circle-detector-db >/dev/null 2>&1 || die "Secret circle-detector-db missing in $ns:
   kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -

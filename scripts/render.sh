@@ -6,20 +6,22 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 usage() {
   cat <<USAGE
 Usage: scripts/render.sh OVERLAY [--with COMPONENTS] [--bento-image REF] [--backend-image REF]
-                         [--canary-percent N] [--help]
+                         [--canary-percent N] [--storage-class NAME] [--help]
 
 Prints the manifests of k8s/overlays/OVERLAY (one of: ${OVERLAYS[*]}) rendered by kustomize.
   --with a,b            add optional components from k8s/components (any of: ${COMPONENTS[*]})
   --bento-image REF     use this image for the model (InferenceService predictor)
   --backend-image REF   use this image for the backend Deployment
   --canary-percent N    traffic share of the new revision with --with canary (default 10)
+  --storage-class NAME  storage class of the backend's volume (stage/prod: an RWX class; their
+                        overlays carry the placeholder rwx-storage-class-unset)
 
 The variant is built in a temporary kustomization that includes the overlay and the components,
 so overlays stay exactly as committed. kustomize: .venv/bin/kubectl, kubectl or kustomize.
 USAGE
 }
 
-overlay="" with="" bento_image="" backend_image="" canary_percent=""
+overlay="" with="" bento_image="" backend_image="" canary_percent="" storage_class=""
 while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
@@ -27,6 +29,7 @@ while (($#)); do
     --bento-image) bento_image="${2:?--bento-image needs a value}"; shift 2 ;;
     --backend-image) backend_image="${2:?--backend-image needs a value}"; shift 2 ;;
     --canary-percent) canary_percent="${2:?--canary-percent needs a value}"; shift 2 ;;
+    --storage-class) storage_class="${2:?--storage-class needs a value}"; shift 2 ;;
     -*) usage >&2; die "unknown option: $1" ;;
     *) [[ -z "$overlay" ]] || die "one overlay only (got '$overlay' and '$1')"; overlay="$1"; shift ;;
   esac
@@ -39,11 +42,14 @@ if [[ -n "$canary_percent" ]]; then
     die "--canary-percent must be an integer 0..100 (got '$canary_percent')"
   [[ ",$with," == *",canary,"* ]] || die "--canary-percent needs --with canary"
 fi
+# A DNS subdomain, as the API server requires of a StorageClass name.
+[[ -z "$storage_class" || "$storage_class" =~ ^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$ ]] ||
+  die "--storage-class must be a StorageClass name (lower case, digits, '-', '.'), got '$storage_class'"
 
 root="$(repo_root)"
 read -r -a kustomize <<<"$(kustomize_cmd)"
 
-if [[ -z "$with$bento_image$backend_image" ]]; then
+if [[ -z "$with$bento_image$backend_image$storage_class" ]]; then
   exec "${kustomize[@]}" "$root/k8s/overlays/$overlay"
 fi
 
@@ -87,6 +93,15 @@ PATCH
       - op: replace
         path: /spec/predictor/canaryTrafficPercent
         value: $canary_percent
+PATCH
+  fi
+  if [[ -n "$storage_class" ]]; then
+    cat <<PATCH
+  - target: {kind: PersistentVolumeClaim, name: circle-detector-backend-data}
+    patch: |-
+      - op: add
+        path: /spec/storageClassName
+        value: "$storage_class"
 PATCH
   fi
 } >"$work/kustomization.yaml"

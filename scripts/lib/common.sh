@@ -23,7 +23,7 @@ project_version() {
 }
 
 OVERLAYS=(local dev stage prod)
-COMPONENTS=(canary grpc gpu)
+COMPONENTS=(canary grpc gpu pull-secret)
 
 # check_overlay NAME: fail unless NAME is one of k8s/overlays/.
 check_overlay() {
@@ -68,4 +68,61 @@ kubectl_bin() {
   else
     die "'kubectl' is required but not on PATH (scripts/install-kustomize.sh installs one)"
   fi
+}
+
+# retry ATTEMPTS DELAY_S COMMAND...: run COMMAND until it succeeds, at most ATTEMPTS times, DELAY_S
+# apart (for API calls that a webhook refuses until it is ready); returns the last exit status.
+retry() {
+  local attempts="$1" delay="$2" i status
+  shift 2
+  for ((i = 1; ; i++)); do
+    "$@" && return 0
+    status=$?
+    ((i < attempts)) || return "$status"
+    log "attempt $i/$attempts failed (exit $status): retrying in ${delay}s: $*"
+    sleep "$delay"
+  done
+}
+
+# start_bg LOG COMMAND...: start COMMAND in the background in a process group of its own (job
+# control on just for it), output to LOG; its group id (= pid) is appended to BG_GROUPS.
+# stop_bg stops every such group, children included (a shell function or a wrapper script that
+# starts the real process would otherwise leave that process behind).
+BG_GROUPS=()
+start_bg() {
+  local logfile="$1"
+  shift
+  set -m
+  "$@" >"$logfile" 2>&1 &
+  BG_GROUPS+=("$!")
+  set +m
+}
+stop_bg() {
+  local g
+  for g in "${BG_GROUPS[@]}"; do
+    kill -TERM -- "-$g" 2>/dev/null || true
+  done
+  for g in "${BG_GROUPS[@]}"; do
+    wait "$g" 2>/dev/null || true
+  done
+  BG_GROUPS=()
+}
+
+# ensure_tools TOOL=PACKAGE...: install the Debian packages of the missing tools with apt-get
+# (as root, like scripts/test-deps.sh), or stop with the command that would.
+ensure_tools() {
+  local pair missing=()
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+  done
+  ((${#missing[@]})) || return 0
+  if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    die "missing: ${missing[*]} (install them: apt-get install -y ${missing[*]})"
+  fi
+  log "installing: ${missing[*]}"
+  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 ||
+    die "apt-get could not install: ${missing[*]}"
+  for pair in "$@"; do
+    command -v "${pair%%=*}" >/dev/null 2>&1 || die "'${pair%%=*}' still missing after installing ${pair#*=}"
+  done
 }

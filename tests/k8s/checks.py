@@ -32,6 +32,26 @@ ISVC = "InferenceService"
 LAUNCHER = ["python", "-m", "bentos.circle_detector.standalone"]
 KNATIVE_RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
 STANDARD_GROUPS = ("v1", "apps/v1", "policy/v1", "autoscaling/v2")
+#: The label that keeps an InferenceService off the public ingress (KServe's
+#: constants.NetworkVisibility / ClusterLocalVisibility; Knative's own label for a route).
+VISIBILITY_LABEL = "networking.knative.dev/visibility"
+#: A cold start on a fresh node: image pull, start, model load and warm-up (seconds). Every
+#: wait on the way (Knative's revision timeout, the backend's timeout and retry deadline, the
+#: Bento's ready deadline) must be at least this.
+COLD_START_BUDGET_S = 120
+#: Knative's default progress deadline (config-deployment `progress-deadline`, 600s): a revision
+#: whose first pod is not ready by then fails.
+KNATIVE_PROGRESS_DEADLINE_S = 600
+#: A liveness probe that a CPU-throttled pod under load cannot fail by accident.
+LIVENESS_MIN_TIMEOUT_S = 10
+LIVENESS_MIN_WINDOW_S = 120
+#: Gateways net-istio installs (config/202-gateway.yaml, 203-local-gateway.yaml): name,
+#: selector, port, hosts. VirtualServices may bind to them by namespace/name.
+KNATIVE_GATEWAYS = {
+    "knative-serving/knative-ingress-gateway": ({"istio": "ingressgateway"}, 80, ["*"]),
+    "knative-serving/knative-local-gateway": ({"istio": "ingressgateway"}, 8081, ["*"]),
+}
+PUBLIC_GATEWAY = "knative-serving/knative-ingress-gateway"
 
 
 # --- schemas ------------------------------------------------------------------------------------
@@ -268,6 +288,18 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
         for key in ("cpu", "memory"):
             if key not in res.get(part, {}):
                 problems.append(f"predictor: resources.{part}.{key} missing")
+    problems += _model_probe_budget(c, env, bento)
+    labels = isvc[0]["metadata"].get("labels", {})
+    if labels.get(VISIBILITY_LABEL) != "cluster-local":
+        problems.append(
+            f"InferenceService: label {VISIBILITY_LABEL}: cluster-local missing "
+            "(the model would be public on the ingress by its Host header)"
+        )
+    timeout = pred.get("timeout")
+    if not isinstance(timeout, int) or timeout < COLD_START_BUDGET_S:
+        problems.append(
+            f"predictor: timeout {timeout} is shorter than a cold start ({COLD_START_BUDGET_S} s)"
+        )
     if pred.get("minReplicas") != 0:
         problems.append("predictor: minReplicas must be 0 (scale to zero)")
     if not isinstance(pred.get("maxReplicas"), int) or pred["maxReplicas"] < 1:
@@ -279,6 +311,46 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
     )
     if not delay or not re.fullmatch(r"\d+(s|m|h)", delay):
         problems.append("InferenceService: scale-down-delay annotation missing or malformed")
+    return problems
+
+
+def _model_probe_budget(c: Doc, env: dict[str, Doc], bento: contracts.BentoContract) -> list[str]:
+    """Readiness left to Knative's aggressive probing; liveness that tolerates a throttled pod and
+    agrees with the Bento's own ready deadline (its /v2/health/live fails after it)."""
+    problems = []
+    ready = c.get("readinessProbe") or {}
+    if ready.get("periodSeconds"):
+        problems.append(
+            "predictor readinessProbe: periodSeconds turns off Knative's aggressive "
+            "(50 ms) readiness probing; leave it out"
+        )
+    live = c.get("livenessProbe") or {}
+    # Kubernetes' defaults: timeout 1 s, period 10 s, failureThreshold 3.
+    timeout = live.get("timeoutSeconds", 1)
+    window = live.get("periodSeconds", 10) * live.get("failureThreshold", 3)
+    if timeout < LIVENESS_MIN_TIMEOUT_S:
+        problems.append(
+            f"predictor livenessProbe: timeoutSeconds {timeout} < {LIVENESS_MIN_TIMEOUT_S}: "
+            "a CPU-throttled pod under load would be restarted"
+        )
+    if window < LIVENESS_MIN_WINDOW_S:
+        problems.append(
+            f"predictor livenessProbe: {window} s of failures (periodSeconds x failureThreshold) "
+            f"< {LIVENESS_MIN_WINDOW_S} s: a load spike would restart the pod"
+        )
+    raw = env.get("CIRCLE_DETECTOR_READY_DEADLINE_S", {}).get("value")
+    deadline = float(raw) if raw is not None else bento.ready_deadline_s
+    if deadline < COLD_START_BUDGET_S:
+        problems.append(
+            f"predictor: CIRCLE_DETECTOR_READY_DEADLINE_S {deadline:g} s is shorter than a cold "
+            f"start ({COLD_START_BUDGET_S} s): a slow warm-up would be restarted"
+        )
+    if deadline + window + live.get("initialDelaySeconds", 0) > KNATIVE_PROGRESS_DEADLINE_S:
+        problems.append(
+            f"predictor: ready deadline {deadline:g} s + liveness window {window} s exceed "
+            f"Knative's progress deadline ({KNATIVE_PROGRESS_DEADLINE_S} s): the revision fails "
+            "before the kubelet restarts a stuck warm-up"
+        )
     return problems
 
 
@@ -357,6 +429,100 @@ def check_backend(
     return problems
 
 
+def _seconds(duration: str | None) -> float | None:
+    """An Istio duration (`300s`, `5m`, `1h`, `250ms`) in seconds."""
+    match = re.fullmatch(r"([0-9.]+)(ms|s|m|h)", duration or "")
+    if not match:
+        return None
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def check_timeouts(docs: list[Doc], backend: contracts.BackendContract) -> list[str]:
+    """Every wait on the way to the model covers a cold start: the backend's MODEL_TIMEOUT_S is
+    at least the InferenceService's timeout (Knative holds a request that long while a pod
+    starts), MODEL_RETRY_DEADLINE_S a whole cold start, and the gateway's route to the backend
+    outlasts an upload that waits for both."""
+    isvc = [d for d in docs if d["kind"] == ISVC]
+    deps = find(docs, "Deployment", "circle-detector-backend")
+    if len(isvc) != 1 or len(deps) != 1:
+        return ["expected one InferenceService and the backend Deployment"]
+    env = _backend_env(docs, deps[0]["spec"]["template"]["spec"]["containers"][0])
+    model_timeout = float(env.get("MODEL_TIMEOUT_S") or backend.model_timeout_s)
+    deadline = float(env.get("MODEL_RETRY_DEADLINE_S") or backend.model_retry_deadline_s)
+    isvc_timeout = isvc[0]["spec"]["predictor"].get("timeout") or 0
+    problems = []
+    if model_timeout < isvc_timeout:
+        problems.append(
+            f"backend: MODEL_TIMEOUT_S {model_timeout:g} s < the InferenceService's timeout "
+            f"{isvc_timeout} s: the backend gives up on a request Knative still holds"
+        )
+    if deadline < max(COLD_START_BUDGET_S, isvc_timeout):
+        problems.append(
+            f"backend: MODEL_RETRY_DEADLINE_S {deadline:g} s does not cover a cold start "
+            f"({max(COLD_START_BUDGET_S, isvc_timeout)} s)"
+        )
+    upload = deadline + model_timeout
+    for vs in find(docs, "VirtualService"):
+        for rule in vs["spec"].get("http", []):
+            if not any(
+                r["destination"]["host"] == "circle-detector-backend" for r in rule.get("route", [])
+            ):
+                continue
+            route_timeout = _seconds(rule.get("timeout"))
+            per_try = _seconds(rule.get("retries", {}).get("perTryTimeout")) or route_timeout
+            if route_timeout is None or min(route_timeout, per_try or 0) < upload:
+                problems.append(
+                    f"VirtualService/{vs['metadata']['name']}: timeout {rule.get('timeout')} "
+                    f"(perTryTimeout {rule.get('retries', {}).get('perTryTimeout')}) cuts an "
+                    f"upload that waits for a cold start ({upload:g} s)"
+                )
+    return problems
+
+
+def _pods(docs: list[Doc]) -> list[tuple[str, Doc, list[Doc]]]:
+    """(label, pod-level spec, containers) of every workload: Deployments and predictors."""
+    out = []
+    for d in find(docs, "Deployment"):
+        spec = d["spec"]["template"]["spec"]
+        out.append((f"Deployment/{d['metadata']['name']}", spec, spec["containers"]))
+    for d in docs:
+        if d["kind"] == ISVC:
+            pred = d["spec"]["predictor"]
+            out.append((f"{ISVC}/{d['metadata']['name']}", pred, pred.get("containers", [])))
+    return out
+
+
+def check_pod_security(docs: list[Doc]) -> list[str]:
+    """Pod Security 'restricted' for every pod of ours (the parts the manifests decide): a
+    seccomp profile, non-root, no privilege escalation, every capability dropped; and each pod's
+    ServiceAccount exists (the place for imagePullSecrets)."""
+    problems = []
+    accounts = {d["metadata"]["name"] for d in find(docs, "ServiceAccount")}
+    for label, pod, containers in _pods(docs):
+        pod_sec = pod.get("securityContext", {})
+        if pod.get("serviceAccountName") not in accounts:
+            problems.append(f"{label}: serviceAccountName {pod.get('serviceAccountName')} missing")
+        for c in containers:
+            sec = c.get("securityContext", {})
+            where = f"{label} container {c.get('name')}"
+            seccomp = sec.get("seccompProfile") or pod_sec.get("seccompProfile") or {}
+            if seccomp.get("type") not in ("RuntimeDefault", "Localhost"):
+                problems.append(f"{where}: seccompProfile RuntimeDefault missing (restricted)")
+            if not sec.get("runAsNonRoot", pod_sec.get("runAsNonRoot")):
+                problems.append(f"{where}: runAsNonRoot missing (restricted)")
+            if sec.get("allowPrivilegeEscalation") is not False:
+                problems.append(f"{where}: allowPrivilegeEscalation must be false (restricted)")
+            caps = sec.get("capabilities", {})
+            if "ALL" not in caps.get("drop", []) or set(caps.get("add", [])) - {"NET_BIND_SERVICE"}:
+                problems.append(f"{where}: capabilities must drop ALL (restricted)")
+    namespace = find(docs, "Namespace")
+    labels = namespace[0]["metadata"].get("labels", {}) if namespace else {}
+    if labels.get("pod-security.kubernetes.io/warn") != "restricted":
+        problems.append("Namespace: label pod-security.kubernetes.io/warn: restricted missing")
+    return problems
+
+
 def check_api_key(docs: list[Doc], public: bool) -> list[str]:
     """Overlays behind the public gateway protect writes with API_KEY from a Secret; none has it
     as a literal (a key in a manifest is a key in git)."""
@@ -392,6 +558,11 @@ def check_high_availability(docs: list[Doc]) -> list[str]:
     pvc = find(docs, "PersistentVolumeClaim")
     if not pvc or pvc[0]["spec"]["accessModes"] != ["ReadWriteMany"]:
         problems.append("several replicas share the upload volume: ReadWriteMany")
+    elif not pvc[0]["spec"].get("storageClassName"):
+        problems.append(
+            "PersistentVolumeClaim: ReadWriteMany without storageClassName: the default class "
+            "(kind's, EBS, GCE PD) cannot provision RWX and the backends stay Pending"
+        )
     return problems
 
 
@@ -434,18 +605,21 @@ def public_paths(backend: contracts.BackendContract) -> list[str]:
 
 
 def check_routing(docs: list[Doc], backend: contracts.BackendContract, tls: bool) -> list[str]:
-    """The gateway routes every public path of the backend to the backend Service, keeps
-    /metrics inside, and (stage/prod) serves HTTPS with a certificate Secret."""
+    """Where users arrive (net-istio's public Gateway; with TLS the project's HTTPS Gateway),
+    every public path of the backend goes to the backend Service; /metrics stays inside on every
+    gateway; with TLS plain HTTP is redirected to HTTPS and hosts are named."""
     problems = []
     gateways = {g["metadata"]["name"]: g for g in find(docs, "Gateway")}
     services = {s["metadata"]["name"]: s for s in find(docs, "Service")}
     vss = find(docs, "VirtualService")
     if not vss:
         return ["no VirtualService"]
+    bound: dict[str, list[Doc]] = {}
     for vs in vss:
         for gw in vs["spec"].get("gateways", []):
-            if gw not in gateways:
+            if gw not in gateways and gw not in KNATIVE_GATEWAYS:
                 problems.append(f"VirtualService: gateway {gw} does not exist")
+            bound.setdefault(gw, []).append(vs)
         for rule in vs["spec"].get("http", []):
             for dest in rule.get("route", []):
                 d = dest["destination"]
@@ -453,27 +627,73 @@ def check_routing(docs: list[Doc], backend: contracts.BackendContract, tls: bool
                 ports = {p["port"] for p in svc["spec"]["ports"]} if svc else set()
                 if d.get("port", {}).get("number") not in ports:
                     problems.append(f"VirtualService: destination {d} is no Service port")
-    for path in public_paths(backend):
-        rule = _first_rule(vss, path)
-        hosts = {d["destination"]["host"] for d in (rule or {}).get("route", [])}
-        if not backend.serves_get(path):
-            problems.append(f"the backend does not serve {path} (contract out of date?)")
-        if hosts != {"circle-detector-backend"}:
-            problems.append(f"VirtualService: {path} is not routed to the backend")
-    rule = _first_rule(vss, "/metrics")
-    if rule is not None and rule.get("route"):
-        problems.append("VirtualService: /metrics must not be reachable through the gateway")
     servers = [s for g in gateways.values() for s in g["spec"]["servers"]]
-    https = [s for s in servers if s["port"]["protocol"] == "HTTPS"]
+    https = [
+        name
+        for name, g in gateways.items()
+        for s in g["spec"]["servers"]
+        if s["port"]["protocol"] == "HTTPS" and s.get("tls", {}).get("credentialName")
+    ]
+    if tls and not https:
+        problems.append("Gateway: HTTPS with a credentialName is required")
+    for gw in https if tls else [PUBLIC_GATEWAY]:
+        for path in public_paths(backend):
+            rule = _first_rule(bound.get(gw, []), path)
+            hosts = {d["destination"]["host"] for d in (rule or {}).get("route", [])}
+            if not backend.serves_get(path):
+                problems.append(f"the backend does not serve {path} (contract out of date?)")
+            if hosts != {"circle-detector-backend"}:
+                problems.append(f"VirtualService: {path} is not routed to the backend on {gw}")
+    for gw, serving in bound.items():
+        rule = _first_rule(serving, "/metrics")
+        if rule is not None and rule.get("route"):
+            problems.append(f"VirtualService: /metrics must not be reachable through {gw}")
     if tls:
-        if not https or not https[0].get("tls", {}).get("credentialName"):
-            problems.append("Gateway: HTTPS with a credentialName is required")
         http = [s for s in servers if s["port"]["protocol"] == "HTTP"]
         if any(not s.get("tls", {}).get("httpsRedirect") for s in http):
             problems.append("Gateway: plain HTTP must redirect to HTTPS")
+        plain = [r for vs in bound.get(PUBLIC_GATEWAY, []) for r in vs["spec"].get("http", [])]
+        if not plain and not http:
+            problems.append("plain HTTP for the host must be redirected to HTTPS (nothing does)")
+        if any(r.get("redirect", {}).get("scheme") != "https" for r in plain):
+            problems.append(f"{PUBLIC_GATEWAY}: plain HTTP must redirect to HTTPS")
         hosts = {h for vs in vss for h in vs["spec"]["hosts"]}
         if "*" in hosts:
             problems.append("VirtualService: a TLS environment names its host, not *")
+    return problems
+
+
+def _hosts_overlap(a: str, b: str) -> bool:
+    """Istio's host.Name.Matches: equal names, or a wildcard covering the other."""
+    a, b = a.rsplit("/", 1)[-1], b.rsplit("/", 1)[-1]
+    if a.startswith("*") and b.startswith("*"):
+        return a[1:].endswith(b[1:]) or b[1:].endswith(a[1:])
+    if a.startswith("*"):
+        return b.endswith(a[1:])
+    if b.startswith("*"):
+        return a.endswith(b[1:])
+    return a == b
+
+
+def check_gateway_conflicts(docs: list[Doc]) -> list[str]:
+    """Istio's analyzer IST0145 (ConflictingGateways): two Gateways with the same selector and
+    port whose hosts overlap, among ours and the ones net-istio installs."""
+    servers = [(name, *spec) for name, spec in KNATIVE_GATEWAYS.items()]
+    for g in find(docs, "Gateway"):
+        name = f"{g['metadata'].get('namespace')}/{g['metadata']['name']}"
+        selector = g["spec"].get("selector", {})
+        for srv in g["spec"]["servers"]:
+            servers.append((name, selector, srv["port"]["number"], srv["hosts"]))
+    problems = []
+    for name, selector, port, hosts in servers[len(KNATIVE_GATEWAYS) :]:
+        for other, selector2, port2, hosts2 in servers:
+            if other == name or selector != selector2 or port != port2:
+                continue
+            if any(_hosts_overlap(h, h2) for h in hosts for h2 in hosts2):
+                problems.append(
+                    f"Gateway {name}: port {port} hosts {hosts} overlap {other}'s {hosts2} "
+                    "(Istio IST0145 ConflictingGateways)"
+                )
     return problems
 
 

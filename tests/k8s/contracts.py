@@ -42,6 +42,8 @@ class BentoContract:
     grpc_port: int
     default_port: int
     model_name: str
+    #: CIRCLE_DETECTOR_READY_DEADLINE_S's default: not ready this long, /v2/health/live fails.
+    ready_deadline_s: float
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class BackendContract:
     default_port: int
     api_paths: tuple[str, ...]
     static_dir: Path | None
+    #: Defaults of MODEL_TIMEOUT_S and MODEL_RETRY_DEADLINE_S (seconds).
+    model_timeout_s: float
+    model_retry_deadline_s: float
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ def bento() -> BentoContract:
         grpc_port=defaults.grpc_port,
         default_port=defaults.port,
         model_name=MODEL_NAME,
+        ready_deadline_s=defaults.ready_deadline_s,
     )
 
 
@@ -98,6 +104,8 @@ def backend() -> BackendContract:
         default_port=int(Settings.model_fields["port"].default),
         api_paths=tuple(app.openapi()["paths"]),
         static_dir=static,
+        model_timeout_s=float(Settings.model_fields["model_timeout_s"].default),
+        model_retry_deadline_s=float(Settings.model_fields["model_retry_deadline_s"].default),
     )
 
 

@@ -4,6 +4,8 @@ the build script does not make, ...) and expects the check to name it."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from tests.k8s import checks, contracts
@@ -53,7 +55,6 @@ def _has(problems: list[str], *fragments: str) -> bool:
         ("Deployment", lambda d: d["spec"].update(replica=2), "'replica' was unexpected"),
         ("Service", lambda d: d["spec"]["ports"][0].update(target=8000), "'target' was unexpected"),
         ("VirtualService", lambda d: d["spec"].update(gateway=["x"]), "'gateway' was unexpected"),
-        ("Gateway", lambda d: d["spec"]["servers"][0]["port"].update(protocol="HTTP3"), "HTTP3"),
         ("PersistentVolumeClaim", lambda d: d["spec"].update(accessMode="RWO"), "accessMode"),
     ],
     ids=[
@@ -65,7 +66,6 @@ def _has(problems: list[str], *fragments: str) -> bool:
         "deployment-typo",
         "service-typo",
         "virtualservice-typo",
-        "gateway-bad-enum",
         "pvc-typo",
     ],
 )
@@ -76,10 +76,26 @@ def test_schemas_reject_unknown_fields_and_bad_values(local, kind, change, fragm
     assert _has(problems, fragment), problems
 
 
+def test_gateway_schema_rejects_a_bad_enum(prod):
+    broken = checks.mutated(
+        prod, "Gateway", lambda d: d["spec"]["servers"][0]["port"].update(protocol="HTTP3")
+    )
+    assert _has(checks.check_schemas(broken, contracts.kubernetes_version()), "HTTP3")
+
+
 def test_crd_preserved_fields_stay_open(local):
     """metadata and resource quantities are not closed by the CRD: the API server accepts them."""
     broken = checks.mutated(local, ISVC, lambda d: d["metadata"].update(finalizers=["x/y"]))
     assert checks.check_schemas(broken, contracts.kubernetes_version()) == []
+
+
+def _set_env(container, name, value):
+    """Set (or add) one env entry of a container."""
+    for entry in container.setdefault("env", []):
+        if entry["name"] == name:
+            entry["value"] = value
+            return
+    container["env"].append({"name": name, "value": value})
 
 
 def _set_probe_path(path):
@@ -108,6 +124,24 @@ def _set_probe_path(path):
         (lambda d: _model_container(d).update(imagePullPolicy="Always"), "IfNotPresent"),
         (lambda d: _model_container(d)["resources"].pop("limits"), "limits.cpu"),
         (lambda d: d["metadata"]["annotations"].clear(), "scale-down-delay"),
+        (lambda d: d["metadata"]["labels"].pop(checks.VISIBILITY_LABEL), "cluster-local missing"),
+        (lambda d: _model_container(d)["readinessProbe"].update(periodSeconds=5), "aggressive"),
+        (lambda d: _model_container(d)["livenessProbe"].update(timeoutSeconds=5), "throttled"),
+        (
+            lambda d: _model_container(d)["livenessProbe"].update(
+                periodSeconds=15, failureThreshold=4
+            ),
+            "load spike",
+        ),
+        (
+            lambda d: _set_env(_model_container(d), "CIRCLE_DETECTOR_READY_DEADLINE_S", "60"),
+            "warm-up",
+        ),
+        (
+            lambda d: _set_env(_model_container(d), "CIRCLE_DETECTOR_READY_DEADLINE_S", "900"),
+            "progress deadline",
+        ),
+        (lambda d: _predictor(d).update(timeout=30), "timeout 30 is shorter than a cold start"),
     ],
     ids=[
         "probe-path-not-served",
@@ -124,6 +158,13 @@ def _set_probe_path(path):
         "pull-always",
         "no-limits",
         "no-scale-down-delay",
+        "public-model",
+        "readiness-period",
+        "liveness-timeout-5s",
+        "liveness-window-60s",
+        "ready-deadline-below-cold-start",
+        "ready-deadline-past-progress-deadline",
+        "isvc-timeout-30s",
     ],
 )
 def test_model_check_catches(local, bento, change, fragment):
@@ -279,3 +320,130 @@ def test_api_key_check_catches_open_writes_and_literal_keys(prod, local):
     assert _has(checks.check_api_key(literal, public=True), "literal")
     in_config = checks.mutated(local, "ConfigMap", lambda cm: cm["data"].update(API_KEY="x"))
     assert _has(checks.check_api_key(in_config, public=False), "ConfigMap")
+
+
+def test_grpc_variant_readiness_keeps_knatives_aggressive_probing(bento):
+    docs = render("local", ("grpc",))
+    broken = checks.mutated(
+        docs, ISVC, lambda d: _model_container(d)["readinessProbe"].update(periodSeconds=5)
+    )
+    assert _has(checks.check_model(broken, bento), "aggressive")
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "fragment"),
+    [
+        ("ConfigMap", lambda cm: cm["data"].update(MODEL_TIMEOUT_S="30"), "MODEL_TIMEOUT_S 30"),
+        (
+            "ConfigMap",
+            lambda cm: cm["data"].pop("MODEL_RETRY_DEADLINE_S"),
+            "MODEL_RETRY_DEADLINE_S 30 s does not cover",
+        ),
+        (ISVC, lambda d: _predictor(d).update(timeout=300), "gives up on a request"),
+        (
+            "VirtualService",
+            lambda vs: vs["spec"]["http"][1]["retries"].update(perTryTimeout="60s"),
+            "cuts an upload",
+        ),
+        (
+            "VirtualService",
+            lambda vs: vs["spec"]["http"][1].update(timeout="120s"),
+            "cuts an upload",
+        ),
+    ],
+    ids=[
+        "model-timeout-30s",
+        "retry-deadline-default-30s",
+        "isvc-longer",
+        "per-try-60s",
+        "vs-120s",
+    ],
+)
+def test_timeout_check_catches_waits_shorter_than_a_cold_start(
+    local, backend, kind, change, fragment
+):
+    assert checks.check_timeouts(local, backend) == []
+    problems = checks.check_timeouts(checks.mutated(local, kind, change), backend)
+    assert _has(problems, fragment), problems
+
+
+def _model_security(d):
+    return _model_container(d)["securityContext"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "change", "fragment"),
+    [
+        (ISVC, lambda d: _model_security(d).pop("seccompProfile"), "seccompProfile"),
+        (
+            "Deployment",
+            lambda d: d["spec"]["template"]["spec"]["securityContext"].pop("seccompProfile"),
+            "seccompProfile",
+        ),
+        (ISVC, lambda d: _model_security(d).pop("allowPrivilegeEscalation"), "Escalation"),
+        (
+            ISVC,
+            lambda d: _model_security(d).update(capabilities={"add": ["NET_ADMIN"]}),
+            "drop ALL",
+        ),
+        (ISVC, lambda d: _model_security(d).pop("runAsNonRoot"), "runAsNonRoot"),
+        (ISVC, lambda d: _predictor(d).pop("serviceAccountName"), "serviceAccountName None"),
+        ("Namespace", lambda d: d["metadata"]["labels"].clear(), "pod-security"),
+    ],
+    ids=["model-seccomp", "backend-seccomp", "escalation", "caps", "root", "no-sa", "ns-label"],
+)
+def test_pod_security_check_catches(local, kind, change, fragment):
+    assert checks.check_pod_security(local) == []
+    problems = checks.check_pod_security(checks.mutated(local, kind, change))
+    assert _has(problems, fragment), problems
+
+
+OLD_GATEWAY = {
+    "apiVersion": "networking.istio.io/v1",
+    "kind": "Gateway",
+    "metadata": {"name": "circle-detector-gateway", "namespace": "circle-detector"},
+    "spec": {
+        "selector": {"istio": "ingressgateway"},
+        "servers": [{"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+    },
+}
+
+
+def test_gateway_check_catches_a_duplicate_of_knatives_gateway(local, prod):
+    """IST0145: the project's old Gateway (port 80, "*") beside net-istio's, and even a port-80
+    server for one host (it overlaps "*"); HTTPS on 443 for one host does not conflict."""
+    assert checks.check_gateway_conflicts(prod) == []
+    problems = checks.check_gateway_conflicts([*local, OLD_GATEWAY])
+    assert _has(problems, "IST0145", "knative-serving/knative-ingress-gateway"), problems
+
+    def add_http(g):
+        g["spec"]["servers"].append(
+            {"port": {"number": 80, "name": "http", "protocol": "HTTP"}, "hosts": ["a.example.com"]}
+        )
+
+    assert _has(
+        checks.check_gateway_conflicts(checks.mutated(prod, "Gateway", add_http)), "IST0145"
+    )
+
+
+def test_routing_check_catches_a_missing_gateway_and_an_unredirected_http(local, prod, backend):
+    bound = checks.mutated(
+        local, "VirtualService", lambda vs: vs["spec"].update(gateways=["circle-detector-gateway"])
+    )
+    problems = checks.check_routing(bound, backend, False)
+    assert _has(problems, "gateway circle-detector-gateway does not exist"), problems
+    assert _has(problems, "not routed to the backend on knative-serving/knative-ingress-gateway")
+    no_redirect = [d for d in prod if d["metadata"]["name"] != "circle-detector-https-redirect"]
+    assert _has(checks.check_routing(no_redirect, backend, True), "nothing does")
+
+    broken = copy.deepcopy(prod)
+    redirect = next(d for d in broken if d["metadata"]["name"] == "circle-detector-https-redirect")
+    redirect["spec"]["http"][0]["redirect"]["scheme"] = "http"
+    assert _has(checks.check_routing(broken, backend, True), "must redirect to HTTPS")
+
+
+def test_ha_check_catches_an_rwx_volume_without_a_storage_class(prod):
+    broken = checks.mutated(
+        prod, "PersistentVolumeClaim", lambda pvc: pvc["spec"].pop("storageClassName")
+    )
+    assert _has(checks.check_high_availability(broken), "without storageClassName")

@@ -21,7 +21,12 @@ file=""
 prev=""
 for a in "$@"; do [[ "$prev" == -f ]] && file="$a"; prev="$a"; done
 case "$args" in
+  *" get crd virtualservices.networking.istio.io "*) printf '%s' "$FAKE_ISTIO_VERSIONS"; exit 0 ;;
   *" version "*|*" get crd "*|*" wait "*|*" rollout status "*) exit 0 ;;
+  *" get storageclass "*)
+    for c in $FAKE_STORAGE_CLASSES; do [[ "$args" == *" $c "* ]] && exit 0; done
+    echo "Error from server (NotFound): storageclasses not found" >&2; exit 1 ;;
+  *" get configmap config-features "*) printf '%s' "$FAKE_FEATURE"; exit 0 ;;
   *" get secret "*)
     for s in $FAKE_SECRETS; do [[ "$args" == *" $s "* ]] && exit 0; done
     echo "Error from server (NotFound): secrets not found" >&2; exit 1 ;;
@@ -42,12 +47,22 @@ def cluster(tmp_path: Path):
     kubectl.write_text(FAKE)
     kubectl.chmod(0o755)
 
-    def run(script: str, *args: str, secrets: str = "") -> subprocess.CompletedProcess[str]:
+    def run(
+        script: str,
+        *args: str,
+        secrets: str = "",
+        istio: str = "v1alpha3 v1beta1 v1",
+        classes: str = "efs-sc",
+        feature: str = "enabled",
+    ) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
             "PATH": f"{bin_dir}:{os.environ['PATH']}",
             "FAKE_DIR": str(tmp_path),
             "FAKE_SECRETS": secrets,
+            "FAKE_ISTIO_VERSIONS": istio,
+            "FAKE_STORAGE_CLASSES": classes,
+            "FAKE_FEATURE": feature,
         }
         return subprocess.run(
             ["bash", str(SCRIPTS / script), *args],
@@ -83,7 +98,13 @@ def test_deploy_local_applies_the_rendered_overlay_and_waits(cluster):
 
 
 def test_deploy_stage_stops_before_applying_without_the_database_secret(cluster):
-    result = cluster("deploy.sh", "stage", secrets="circle-detector-tls circle-detector-api-key")
+    result = cluster(
+        "deploy.sh",
+        "stage",
+        "--storage-class",
+        "efs-sc",
+        secrets="circle-detector-tls circle-detector-api-key",
+    )
     assert result.returncode != 0
     assert "create secret generic circle-detector-db" in result.stderr
     assert not (cluster.dir / "applied.yaml").exists()
@@ -97,7 +118,13 @@ def test_deploy_dev_stops_without_the_api_key_secret(cluster):
 
 
 def test_deploy_prod_stops_without_the_tls_secret(cluster):
-    result = cluster("deploy.sh", "prod", secrets="circle-detector-db circle-detector-api-key")
+    result = cluster(
+        "deploy.sh",
+        "prod",
+        "--storage-class",
+        "efs-sc",
+        secrets="circle-detector-db circle-detector-api-key",
+    )
     assert result.returncode != 0
     assert "create secret tls circle-detector-tls" in result.stderr
     assert not (cluster.dir / "applied.yaml").exists()
@@ -112,6 +139,8 @@ def test_deploy_prod_with_its_secrets_and_a_canary(cluster):
         "canary",
         "--bento-image",
         image,
+        "--storage-class",
+        "efs-sc",
         secrets="circle-detector-db circle-detector-tls circle-detector-api-key",
     )
     assert result.returncode == 0, result.stderr
@@ -137,3 +166,148 @@ def test_teardown_deletes_the_overlay_or_keeps_its_data(cluster):
     kinds = {d["kind"] for d in _docs(cluster.dir / "deleted.yaml")}
     assert "Namespace" not in kinds and "PersistentVolumeClaim" not in kinds
     assert {"Deployment", "InferenceService", "Service"} <= kinds
+
+
+ALL_SECRETS = "circle-detector-db circle-detector-tls circle-detector-api-key"
+
+
+def test_deploy_stage_stops_while_the_rwx_storage_class_is_the_placeholder(cluster):
+    result = cluster("deploy.sh", "stage", secrets=ALL_SECRETS)
+    assert result.returncode != 0
+    assert "rwx-storage-class-unset" in result.stderr
+    assert "--storage-class NAME" in result.stderr and "kubectl get storageclass" in result.stderr
+    assert not (cluster.dir / "applied.yaml").exists()
+    missing = cluster("deploy.sh", "stage", "--storage-class", "nfs", secrets=ALL_SECRETS)
+    assert missing.returncode != 0 and "StorageClass nfs does not exist" in missing.stderr
+    result = cluster("deploy.sh", "stage", "--storage-class", "efs-sc", secrets=ALL_SECRETS)
+    assert result.returncode == 0, result.stderr
+    pvc = next(
+        d for d in _docs(cluster.dir / "applied.yaml") if d["kind"] == "PersistentVolumeClaim"
+    )
+    assert pvc["spec"]["storageClassName"] == "efs-sc"
+
+
+def test_deploy_stops_on_an_istio_older_than_1_22(cluster):
+    result = cluster("deploy.sh", "local", istio="v1alpha3 v1beta1")
+    assert result.returncode != 0
+    assert "Istio 1.22 or later" in result.stderr and "v1alpha3 v1beta1" in result.stderr
+    assert not (cluster.dir / "applied.yaml").exists()
+
+
+def test_deploy_with_gpu_needs_knatives_podspec_features(cluster):
+    result = cluster("deploy.sh", "local", "--with", "gpu", feature="disabled")
+    assert result.returncode != 0
+    assert "kubernetes.podspec-nodeselector is 'disabled'" in result.stderr
+    assert "patch configmap/config-features" in result.stderr
+    assert not (cluster.dir / "applied.yaml").exists()
+    assert cluster("deploy.sh", "local", "--with", "gpu").returncode == 0
+    features = [c for c in _calls(cluster) if "config-features" in c]
+    assert any("kubernetes\\.podspec-tolerations" in c for c in features), features
+    # Without the GPU component the flags are not asked for.
+    (cluster.dir / "calls").unlink()
+    assert cluster("deploy.sh", "local", feature="disabled").returncode == 0
+    assert not [c for c in _calls(cluster) if "config-features" in c]
+
+
+def test_deploy_with_pull_secret_stops_without_the_registry_secret(cluster):
+    result = cluster("deploy.sh", "local", "--with", "pull-secret")
+    assert result.returncode != 0
+    assert "create secret docker-registry circle-detector-registry" in result.stderr
+    ok = cluster("deploy.sh", "local", "--with", "pull-secret", secrets="circle-detector-registry")
+    assert ok.returncode == 0, ok.stderr
+
+
+KIND_FAKES = {
+    "kind": """#!/usr/bin/env bash
+printf 'kind %s\\n' "$*" >> "$FAKE_DIR/calls"
+case "$1" in
+  version) echo "kind $FAKE_KIND_VERSION go1.22.9 linux/amd64" ;;
+  get) echo circle-detector ;;
+esac
+""",
+    "curl": "#!/usr/bin/env bash\nexit 1\n",
+    "istioctl": '#!/usr/bin/env bash\nprintf \'istioctl %s\\n\' "$*" >> "$FAKE_DIR/calls"\n',
+    # A cluster whose webhooks refuse the first calls: Knative's until its deployment `webhook`
+    # was waited for and then once more, KServe's manifest twice (cert-manager's webhook).
+    "kubectl": """#!/usr/bin/env bash
+printf 'kubectl %s\\n' "$*" >> "$FAKE_DIR/calls"
+args=" $* "
+count() {
+  local n
+  n=$(( $(cat "$FAKE_DIR/$1" 2>/dev/null || echo 0) + 1 ))
+  echo "$n" > "$FAKE_DIR/$1"
+  echo "$n"
+}
+refuse() { echo "$1" >&2; exit 1; }
+case "$args" in
+  *" patch configmap/"*)
+    grep -q 'deploy/webhook ' "$FAKE_DIR/calls" || refuse 'webhook not ready'
+    (( $(count patch) > 1 )) || refuse 'failed calling webhook "config.webhook.serving.knative.dev"'
+    ;;
+  *"/kserve.yaml "*) (( $(count kserve) > 2 )) || refuse 'no endpoints for cert-manager-webhook' ;;
+esac
+exit 0
+""",
+}
+
+
+def _kind_up(tmp_path: Path, kind_version: str = "v0.25.0") -> subprocess.CompletedProcess[str]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, text in KIND_FAKES.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_DIR": str(tmp_path),
+        "FAKE_KIND_VERSION": kind_version,
+        "ISTIOCTL": str(bin_dir / "istioctl"),
+        "RETRY_DELAY_S": "0",
+        "RETRY_ATTEMPTS": "5",
+    }
+    return subprocess.run(
+        ["bash", str(SCRIPTS / "kind-up.sh")], capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def test_kind_up_waits_for_the_webhooks_and_retries_what_they_refuse(tmp_path):
+    result = _kind_up(tmp_path)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    first_patch = next(i for i, c in enumerate(calls) if "patch configmap/" in c)
+    webhook_wait = next(i for i, c in enumerate(calls) if "deploy/webhook " in c)
+    assert webhook_wait < first_patch  # waited for before the first patch
+    assert "webhook" in result.stderr and "retrying" in result.stderr
+    features = [c for c in calls if "patch configmap/config-features" in c]
+    assert features and all(
+        '"kubernetes.podspec-nodeselector":"enabled"' in c
+        and '"kubernetes.podspec-tolerations":"enabled"' in c
+        for c in features
+    )
+    assert sum("/kserve.yaml" in c for c in calls) == 3  # refused twice, then applied
+    assert any("kserve-cluster-resources.yaml" in c for c in calls)
+
+
+def test_kind_up_refuses_another_kind_version(tmp_path):
+    result = _kind_up(tmp_path, kind_version="v0.20.0")
+    assert result.returncode != 0
+    assert "kind v0.20.0 found, v0.25.0 pinned" in result.stderr
+
+
+def test_kind_node_image_is_pinned_by_digest_inside_kserves_tested_range():
+    """KServe 0.14 is tested on Kubernetes 1.28 to 1.30; the node image of kind v0.25.0."""
+    out = subprocess.run(
+        ["bash", str(SCRIPTS / "kind-up.sh"), "--print-versions"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    pins = dict(line.split(None, 1) for line in out.splitlines())
+    major, minor, _ = (int(x) for x in pins["kubernetes"].split("."))
+    assert (major, minor) in {(1, 28), (1, 29), (1, 30)}, pins["kubernetes"]
+    assert pins["kind"].strip() == "v0.25.0"
+    image = pins["kind-node"].strip()
+    assert image.startswith(f"kindest/node:v{pins['kubernetes'].strip()}@sha256:")
+    assert len(image.rsplit(":", 1)[1]) == 64

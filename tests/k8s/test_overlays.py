@@ -30,6 +30,9 @@ def test_variant_passes_every_check(overlay, components, bento, backend, kuberne
         + checks.check_backend(docs, backend, bento.model_name)
         + checks.check_routing(docs, backend, tls=ha)
         + checks.check_api_key(docs, public=overlay != "local")
+        + checks.check_timeouts(docs, backend)
+        + checks.check_pod_security(docs)
+        + checks.check_gateway_conflicts(docs)
         + (checks.check_high_availability(docs) if ha else [])
     )
     assert problems == []
@@ -46,7 +49,10 @@ def test_overlays_differ_where_environments_differ():
     by = {o: render(o) for o in OVERLAYS}
     namespaces = {o: one(d, "Namespace")["metadata"]["name"] for o, d in by.items()}
     assert len(set(namespaces.values())) >= 3, namespaces
-    hosts = {o: one(d, "VirtualService")["spec"]["hosts"] for o, d in by.items()}
+    hosts = {
+        o: one(d, "VirtualService", "circle-detector-backend")["spec"]["hosts"]
+        for o, d in by.items()
+    }
     assert hosts["stage"] != hosts["prod"]
     for overlay in ("local", "dev"):
         dep = one(by[overlay], "Deployment")
@@ -73,6 +79,27 @@ def test_variants_change_what_they_say():
     assert grpc["ports"][0]["name"] == "h2c"
     backend_cm = next(d for d in docs if d["kind"] == "ConfigMap")
     assert backend_cm["data"]["MODEL_PROTOCOL"] == "grpc"
+    accounts = [d for d in render("prod", ("pull-secret",)) if d["kind"] == "ServiceAccount"]
+    assert len(accounts) == 2
+    assert all(a["imagePullSecrets"] == [{"name": "circle-detector-registry"}] for a in accounts)
+
+
+def test_local_and_dev_have_no_gateway_of_their_own_stage_and_prod_one_for_their_host():
+    """net-istio's knative-ingress-gateway serves port 80 for every host: local/dev bind to it,
+    stage/prod add HTTPS for their host only (and redirect plain HTTP from Knative's)."""
+    for overlay in ("local", "dev"):
+        docs = render(overlay)
+        assert not [d for d in docs if d["kind"] == "Gateway"]
+        vs = one(docs, "VirtualService")
+        assert vs["spec"]["gateways"] == ["knative-serving/knative-ingress-gateway"]
+    for overlay in ("stage", "prod"):
+        docs = render(overlay)
+        gateway = one(docs, "Gateway")
+        assert [s["port"]["number"] for s in gateway["spec"]["servers"]] == [443]
+        host = gateway["spec"]["servers"][0]["hosts"]
+        assert host != ["*"]
+        redirect = one(docs, "VirtualService", "circle-detector-https-redirect")
+        assert redirect["spec"]["hosts"] == host
 
 
 def test_render_options_override_images_and_canary_share():

@@ -1,8 +1,10 @@
-"""A stand-in for the Istio ingress gateway: routes by Host header, like Knative's routes and the
-backend's VirtualService do. Only for scripts/container-test.sh, which runs scripts/smoke-test.sh
-against the real containers (a Kubernetes cluster cannot run here).
+"""A stand-in for an Istio gateway: routes by Host header, like Knative's routes and the backend's
+VirtualService do. Only for scripts/container-test.sh and tests/k8s, which run
+scripts/smoke-test.sh against real servers (a Kubernetes cluster cannot run here).
 
-    python -m tests.k8s.fake_cluster.host_router PORT MODEL_HOST=UPSTREAM DEFAULT_UPSTREAM
+    python -m tests.k8s.fake_cluster.host_router PORT [HOST=UPSTREAM...] DEFAULT_UPSTREAM
+
+DEFAULT_UPSTREAM `-` answers 404 for unknown hosts, as Knative's local gateway does.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ def make_handler(routes: dict[str, str], default: str) -> type[BaseHTTPRequestHa
         def _forward(self) -> None:
             host = (self.headers.get("Host") or "").split(":")[0]
             upstream = routes.get(host, default)
+            if upstream == "-":
+                self.send_error(404, f"no route for host {host}")
+                return
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
