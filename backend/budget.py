@@ -9,10 +9,41 @@ request bigger than the whole budget is let through alone (clamped), never refus
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from backend.errors import APIError
+
+log = logging.getLogger(__name__)
+
+#: glibc's mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Allocations from this size up get their own mapping, returned to the OS when freed.
+MMAP_THRESHOLD_BYTES = 1024 * 1024
+
+
+def return_big_blocks_to_the_os() -> bool:
+    """Make glibc map every block of 1 MiB or more on its own (PIL's image blocks are 16 MiB).
+
+    By default glibc raises its mmap threshold each time a mapped block is freed (up to 32
+    MiB), after which decoded images land in per-thread arenas that keep their memory: the
+    process's RSS then grows past what the budgets hold (measured: a peak of 481 MiB instead of
+    about 300 for the same load). A fixed threshold turns that off. False where it is not glibc.
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES) == 1
+    ok = mallopt(_M_TRIM_THRESHOLD, 2 * MMAP_THRESHOLD_BYTES) == 1 and ok
+    if not ok:
+        log.warning("mallopt refused the mmap threshold; peak memory may exceed the budgets")
+    return ok
 
 
 class MemoryBudget:

@@ -40,7 +40,7 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from backend.annotate import annotated_png, shrink_cost, thumbnail_jpeg
-from backend.budget import MemoryBudget
+from backend.budget import MemoryBudget, return_big_blocks_to_the_os
 from backend.config import Settings
 from backend.errors import APIError
 from backend.imagecheck import ImageInfo, read_header, verify_image
@@ -79,6 +79,7 @@ class ImageService:
         self.storage = storage
         self.client = client
         self.metrics = metrics
+        return_big_blocks_to_the_os()  # so that freed pixels leave the RSS (budget.py)
         wait, after = settings.budget_wait_s, settings.retry_after_s
         #: File bytes in memory (upload bodies, files read back); reserved before pixels.
         self.body_budget = MemoryBudget("file memory", settings.budget_body_bytes, wait, after)
