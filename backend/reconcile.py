@@ -79,14 +79,15 @@ async def reconcile(storage: LocalStorage, settings: Settings) -> Report:
     async with in_transaction() as conn:
         if settings.dialect == "postgres":
             await conn.execute_query("SELECT pg_advisory_xact_lock($1)", [WRITER_LOCK])
-        await _files_side(storage, conn, report)
-        await _rows_side(storage, conn, report)
+        present = await _files_side(storage, conn, report)
+        await _rows_side(conn, report, present)
     if report:
         log.warning("reconciled storage with the database: %s", report)
     return report
 
 
-async def _files_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Report) -> None:
+async def _files_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Report) -> set[str]:
+    """Resolve every file-side leftover; returns the keys stored with a row afterwards."""
     run = anyio.to_thread.run_sync
     for path in await run(storage.temp_files):
         await run(lambda p=path: p.unlink(missing_ok=True))
@@ -104,21 +105,22 @@ async def _files_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Re
             await storage.purge(token)
             report.purged += 1
     stored = await run(lambda: list(storage.stored_keys()))
-    known = await _known(conn, stored)
+    present = await _known(conn, stored)
     for key in stored:
-        if key not in known:
+        if key not in present:
             await run(storage.remove, key)
             report.orphans_removed += 1
-    derived = await run(storage.derived_keys)
-    for key in derived:
-        if key not in known or not await storage.exists(key):
+    for key in await run(storage.derived_keys):
+        if key not in present:
             await run(storage.drop_derived, key)
             report.derived_removed += 1
+    return present
 
 
-async def _rows_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Report) -> None:
+async def _rows_side(conn: BaseDBAsyncClient, report: Report, present: set[str]) -> None:
+    """Fail the images whose file is missing (their file routes then answer 410)."""
     keys = await Blob.all().using_db(conn).values_list("sha256", flat=True)
-    report.missing = [k for k in keys if not await storage.exists(k)]
+    report.missing = [k for k in keys if k not in present]
     for i in range(0, len(report.missing), _CHUNK):
         chunk = report.missing[i : i + _CHUNK]
         report.images_failed += (
