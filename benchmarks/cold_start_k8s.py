@@ -1,12 +1,16 @@
 """Cold start on Kubernetes: from a predictor scaled to zero to the first answered V2 inference.
 
 Each run waits (reading pods with `kubectl`) until the KServe InferenceService's predictor has
-no pod left, then sends one V2 inference of a PNG through the Istio ingress gateway with the
+no pod left, then sends one V2 inference of a PNG through Knative's local gateway with the
 model's `Host` header and times it until a 200 comes back (Knative's activator holds the request
 while a pod starts). Repeated `--runs` times; prints min/median/max.
 
-    kubectl -n istio-system port-forward svc/istio-ingressgateway 18080:80 &
-    python benchmarks/cold_start_k8s.py --gateway http://127.0.0.1:18080 --runs 3
+The InferenceService is cluster-local (`networking.knative.dev/visibility: cluster-local`), so
+only `knative-local-gateway` routes to it, by its `status.url` host
+(`circle-detector.<namespace>.svc.cluster.local`), the path the backend takes too:
+
+    kubectl -n istio-system port-forward svc/knative-local-gateway 18081:80 &
+    python benchmarks/cold_start_k8s.py --gateway http://127.0.0.1:18081 --runs 3
 
 Waiting for scale to zero takes the autoscaler's scale-down delay plus its window each run
 (5 min + 60 s in `k8s/base/inferenceservice.yaml`), so three runs take about 20 minutes.
@@ -102,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--gateway", required=True, help="ingress gateway URL, http://HOST:PORT")
+    parser.add_argument(
+        "--gateway", required=True, help="knative-local-gateway's URL, http://HOST:PORT"
+    )
     parser.add_argument("--namespace", default="circle-detector", help="(circle-detector)")
     parser.add_argument("--isvc", default="circle-detector", help="InferenceService name")
     parser.add_argument("--model", default="circle-detector", help="V2 model name")
