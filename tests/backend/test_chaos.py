@@ -160,8 +160,10 @@ def test_sigkill_mid_uploads_and_deletes_loses_and_duplicates_nothing(database, 
         figures = _check(server, ledger)
     finally:
         stop_backend(server)
+    healed = [line.split("database: ", 1)[1] for log in (tmp_path / "data").glob("backend-*.log")
+              for line in log.read_text().splitlines() if "reconciled storage" in line]  # fmt: skip
     print(f"{database}: {figures}, cut off at the kills: {ledger.cut_off}, "
-          f"answered: {len(ledger.statuses)}")  # fmt: skip
+          f"answered: {len(ledger.statuses)}, reconciliations: {healed}")  # fmt: skip
 
 
 @pytest.fixture
