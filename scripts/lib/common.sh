@@ -120,8 +120,15 @@ ensure_tools() {
     die "missing: ${missing[*]} (install them: apt-get install -y ${missing[*]})"
   fi
   log "installing: ${missing[*]}"
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2 ||
+  local apt_log
+  apt_log="$(mktemp)"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } \
+    >"$apt_log" 2>&1; then
+    tail -n 30 "$apt_log" >&2
+    rm -f "$apt_log"
     die "apt-get could not install: ${missing[*]}"
+  fi
+  rm -f "$apt_log"
   for pair in "$@"; do
     command -v "${pair%%=*}" >/dev/null 2>&1 || die "'${pair%%=*}' still missing after installing ${pair#*=}"
   done

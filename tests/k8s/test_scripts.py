@@ -126,3 +126,42 @@ def test_install_kustomize_is_idempotent():
     assert first.returncode == 0, first.stderr
     second = _run(str(SCRIPTS / "install-kustomize.sh"))
     assert second.returncode == 0 and "already installed" in second.stderr
+
+
+ENSURE = r"""
+source "{common}"
+ensure_tools sh=dash fake-podman=podman fake-buildah=buildah
+echo "after: $(command -v fake-podman) $(command -v fake-buildah)"
+"""
+
+
+@pytest.mark.parametrize("uid", ["0", "1000"])
+def test_ensure_tools_installs_only_what_is_missing_and_only_as_root(tmp_path, uid):
+    """container-test.sh's tools on a bare machine: apt-get installs the missing packages (here a
+    fake apt-get that puts the tools on PATH); without root it stops with the command instead."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "id").write_text(f"#!/bin/sh\necho {uid}\n")
+    (bin_dir / "apt-get").write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {tmp_path}/apt-calls\n'
+        'if [ "$1" = install ]; then for p in "$@"; do\n'
+        f'  case "$p" in podman|buildah) printf "#!/bin/sh\\n" > {bin_dir}/fake-$p;'
+        f" chmod +x {bin_dir}/fake-$p;; esac\n"
+        "done; fi\n"
+    )
+    for tool in ("id", "apt-get"):
+        (bin_dir / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    script = ENSURE.format(common=SCRIPTS / "lib" / "common.sh")
+    result = _run("-c", script, env=env)
+    if uid == "0":
+        assert result.returncode == 0, result.stderr
+        calls = (tmp_path / "apt-calls").read_text().splitlines()
+        assert calls[0] == "update -qq"
+        assert calls[1].endswith("install -y -qq podman buildah")  # not dash: sh is there
+        assert f"after: {bin_dir}/fake-podman {bin_dir}/fake-buildah" in result.stdout
+    else:
+        assert result.returncode != 0
+        assert "apt-get install -y podman buildah" in result.stderr
+        assert not (tmp_path / "apt-calls").exists()
