@@ -46,6 +46,7 @@ from backend.errors import APIError
 from backend.imagecheck import ImageInfo, read_header, verify_image
 from backend.inference import (
     InferenceClient,
+    ModelMisconfiguredError,
     ModelRejectedError,
     ModelUnavailableError,
     with_retries,
@@ -85,6 +86,9 @@ class ImageService:
         self.body_budget = MemoryBudget("file memory", settings.budget_body_bytes, wait, after)
         #: Decoded pixels (checking uploads, annotations, thumbnails).
         self.pixel_budget = MemoryBudget("pixel memory", settings.budget_pixel_bytes, wait, after)
+        #: The last "misconfigured: ..." answer of the model server, until a call succeeds:
+        #: readiness reports it even when it does not call the model (READY_REQUIRES_MODEL=false).
+        self.model_misconfiguration: str | None = None
 
     def params(self, score_threshold: float | None, max_detections: int | None) -> DetectParams:
         """Request values, or the configured defaults."""
@@ -228,8 +232,11 @@ class ImageService:
             await self._mark(image, ImageStatus.PENDING, str(exc), exc.attempts, params)
             return
         except ModelRejectedError as exc:
+            if isinstance(exc, ModelMisconfiguredError):
+                self.model_misconfiguration = str(exc)
             await self._mark(image, ImageStatus.FAILED, str(exc), exc.attempts, params)
             return
+        self.model_misconfiguration = None
         self.metrics.inference.observe(result.inference_ms / 1000)
         async with in_transaction() as conn:
             locked = await Image.filter(id=image.id).using_db(conn).select_for_update().first()

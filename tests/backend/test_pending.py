@@ -143,6 +143,25 @@ def test_a_wrong_model_name_fails_at_once_and_readiness_says_misconfigured(model
         assert "404" in check["error"] and "MODEL_NAME" in check["error"]
 
 
+def test_a_misconfiguration_shows_in_readiness_that_does_not_call_the_model(model, tmp_path):
+    """Under Knative (READY_REQUIRES_MODEL=false) readiness never calls the model, yet a
+    misconfiguration that an upload met (here the server answering 403) is reported without
+    taking the backend out of service, and cleared by the next successful call."""
+    env = {**RETRY_ENV, "MODEL_SERVER_URL": model.url, "READY_REQUIRES_MODEL": "false"}
+    with running_backend(tmp_path, env) as backend, backend.client() as c:
+        assert c.get("/health/ready").json()["checks"]["model_server"]["ok"] is None
+        model.mode = 403
+        assert upload(c, circles_png(seed=9210)).json()["status"] == "failed"
+        ready = c.get("/health/ready")
+        assert ready.status_code == 200
+        check = ready.json()["checks"]["model_server"]
+        assert check["ok"] is False and check["required"] is False
+        assert check["error"].startswith("misconfigured: ") and "403" in check["error"]
+        model.mode = 200
+        assert upload(c, circles_png(seed=9211)).json()["status"] == "done"
+        assert c.get("/health/ready").json()["checks"]["model_server"]["ok"] is None
+
+
 def test_two_replicas_never_detect_one_image_twice(model, tmp_path, postgres_database_factory):
     """Two backends on one PostgreSQL database and storage drain a backlog of 30: exactly 30
     infer calls (claims are compare-and-set; SQLite is for a single replica)."""

@@ -42,7 +42,9 @@ async def ready(service: Service) -> JSONResponse:
     in the storage check's `error`.
 
     With READY_REQUIRES_MODEL=false the model server is not called at all (`ok` is null): under
-    Knative every probe would otherwise wake a model that has scaled to zero.
+    Knative every probe would otherwise wake a model that has scaled to zero. A misconfiguration
+    that an upload met (a wrong MODEL_NAME, a refused TLS certificate) is reported all the same,
+    as `ok: false` with its reason, without taking the backend out of service.
     """
     timeout = service.settings.ready_timeout_s
     db, storage = await asyncio.gather(
@@ -51,6 +53,8 @@ async def ready(service: Service) -> JSONResponse:
     )
     if service.settings.ready_requires_model:
         model = await _check(service.client.ready(), timeout)
+    elif service.model_misconfiguration:
+        model = CheckOut(ok=False, required=False, error=service.model_misconfiguration)
     else:
         model = CheckOut(ok=None, required=False, error="not checked (READY_REQUIRES_MODEL=false)")
     checks = {"database": db, "storage": storage, "model_server": model}
