@@ -22,8 +22,9 @@ import time
 logger = logging.getLogger(__name__)
 #: A request that held at least this many bytes is followed by a trim.
 TRIM_BYTES = 16 * 1024 * 1024
-#: Seconds from a big request's end to its trim (the transport lets go of the message).
-TRIM_DELAY_S = 0.2
+#: Seconds from a big request's end to its trims (the transport lets go of the message, the
+#: error response is sent).
+TRIM_DELAYS_S = (0.2, 1.8)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 _MMAP_THRESHOLD = 1024 * 1024
 _ARENA_MAX = 2
@@ -53,15 +54,17 @@ def configure() -> None:
     _LIBC.mallopt(_M_ARENA_MAX, _ARENA_MAX)
 
 
-def trim(delay_s: float = 0.0) -> None:
+def trim(delays_s: tuple[float, ...] = (0.0,)) -> None:
     """Collect garbage and return free heap pages of every arena to the system (blocking; a
-    few ms), after `delay_s` (the finished request's frames are gone by then)."""
+    few ms), after each of `delays_s` (a failed request's frames can live on in an exception's
+    reference cycle until a collection after the error response is sent)."""
     if _LIBC is None or not _trimming.acquire(blocking=False):
         return
     try:
-        time.sleep(delay_s)
-        gc.collect()
-        _LIBC.malloc_trim(0)
+        for delay in delays_s:
+            time.sleep(delay)
+            gc.collect()
+            _LIBC.malloc_trim(0)
     finally:
         _trimming.release()
 
@@ -69,4 +72,6 @@ def trim(delay_s: float = 0.0) -> None:
 def trim_after(held_bytes: int) -> None:
     """Trim on a background thread once a request that held `held_bytes` is done."""
     if held_bytes >= TRIM_BYTES and _LIBC is not None:
-        threading.Thread(target=trim, args=(TRIM_DELAY_S,), name="malloc-trim", daemon=True).start()
+        thread = threading.Thread(target=trim, args=(TRIM_DELAYS_S,), name="malloc-trim")
+        thread.daemon = True
+        thread.start()

@@ -114,8 +114,9 @@ async def infer(request: Request) -> Response:
     limit = limits.max_json_bytes if json_length is None else limits.max_body_bytes
     encoding = request.headers.get("content-encoding")
     declared = _declared_length(request, limit)
-    # Compressed: the decompressed size is unknown until decoded, so the limit's cost is held.
-    size = limit if declared is None or encoding else declared
+    # Unknown length (chunked): the limit's cost is held. Compressed: the decompressed size is
+    # unknown until decoded; the estimate is held, the limit still applies while inflating.
+    size = limit if declared is None else min(limit, declared * (16 if encoding else 1))
     cost = JSON_COST * size if json_length is None else BINARY_COST * size + JSON_COST * json_length
     budget: Budget | None = getattr(state, "byte_budget", None)
     async with budget.hold(cost) if budget else _no_budget():
