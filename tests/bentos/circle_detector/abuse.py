@@ -196,6 +196,19 @@ def gzip_bomb(server: BentoServer) -> list[str]:
     return [_post(server, bomb, {"Content-Encoding": "gzip"}) + f" ({len(bomb) // 1000} KB)"]
 
 
+def binary_bytes_body(shape: list[int], raw: bytes) -> tuple[bytes, str]:
+    """A binary-extension body: one BYTES input of `shape` whose data is `raw`; and the JSON
+    header's length (the `Inference-Header-Content-Length` value)."""
+    tensor = {
+        "name": "image",
+        "datatype": "BYTES",
+        "shape": shape,
+        "parameters": {"binary_data_size": len(raw)},
+    }
+    header = json.dumps({"inputs": [tensor]}).encode()
+    return header + raw, str(len(header))
+
+
 def binary_tiny_bytes(server: BentoServer) -> list[str]:
     """64 MiB of 1-byte BYTES elements through the binary extension: shape [N] as the data
     says, then shape [64] with the same data."""
@@ -203,20 +216,8 @@ def binary_tiny_bytes(server: BentoServer) -> list[str]:
     raw = (struct.pack("<I", 1) + b"a") * count
     out = []
     for shape in ([count], [64]):
-        header = json.dumps(
-            {
-                "inputs": [
-                    {
-                        "name": "image",
-                        "datatype": "BYTES",
-                        "shape": shape,
-                        "parameters": {"binary_data_size": len(raw)},
-                    }
-                ]
-            }
-        ).encode()
-        headers = {"Inference-Header-Content-Length": str(len(header))}
-        out.append(_post(server, header + raw, headers))
+        body, length = binary_bytes_body(shape, raw)
+        out.append(_post(server, body, {"Inference-Header-Content-Length": length}))
     return out
 
 

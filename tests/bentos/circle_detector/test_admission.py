@@ -15,7 +15,7 @@ from tritonclient.grpc import service_pb2
 from bentos.circle_detector.admission import Budget
 from bentos.circle_detector.protocol import BadRequest, Busy, Limits, PayloadTooLarge, grpc_codec
 from bentos.circle_detector.protocol.rest_codec import parse_request
-from tests.bentos.circle_detector.abuse import typed_uint_message
+from tests.bentos.circle_detector.abuse import binary_bytes_body, typed_uint_message
 
 
 async def test_budget_waits_for_room_then_admits():
@@ -53,31 +53,15 @@ async def test_budget_refuses_after_the_timeout_and_caps_big_requests():
     assert Busy.http_status == 503 and Busy.retry_after_s and Busy.grpc_code == "RESOURCE_EXHAUSTED"
 
 
-def _binary(shape: list[int], raw: bytes) -> tuple[bytes, str]:
-    head = json.dumps(
-        {
-            "inputs": [
-                {
-                    "name": "image",
-                    "datatype": "BYTES",
-                    "shape": shape,
-                    "parameters": {"binary_data_size": len(raw)},
-                }
-            ]
-        }
-    ).encode()
-    return head + raw, str(len(head))
-
-
 def test_bytes_elements_stop_at_the_shape():
     """A million 1-byte elements behind shape [2]: refused after 3 of them, not a million."""
-    body, header = _binary([2], (struct.pack("<I", 1) + b"a") * 1_000_000)
+    body, header = binary_bytes_body([2], (struct.pack("<I", 1) + b"a") * 1_000_000)
     started = time.perf_counter()
     with pytest.raises(BadRequest, match="more than 2 elements"):
         parse_request(body, header)
     assert time.perf_counter() - started < 0.05
     with pytest.raises(BadRequest, match="over the limit of 64"):
-        parse_request(*_binary([1_000_000], b""), Limits(max_bytes_elements=64))
+        parse_request(*binary_bytes_body([1_000_000], b""), Limits(max_bytes_elements=64))
 
 
 def test_json_limits():
