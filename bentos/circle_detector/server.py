@@ -27,6 +27,8 @@ from .settings import BentoSettings
 logger = logging.getLogger(__name__)
 #: Longest wait for a first REST answer before gRPC starts anyway.
 GRPC_DEFER_S = 1.0
+#: Logged once the full-size warm-up is done (tests wait for it before measuring idle RSS).
+FULL_WARM_UP_LOG = "warmed up at full size"
 #: Warm-up retries back off from the first delay, doubling, to the cap (seconds).
 WARMUP_RETRY_S = (0.5, 30.0)
 
@@ -158,6 +160,8 @@ class ModelServer:
             await self.dataplane.warm_up(self.dataplane.detector.max_side)
         except Exception:
             logger.exception("full-size warm-up failed (the server stays ready)")
+        else:
+            logger.info(FULL_WARM_UP_LOG)
 
     async def stop(self) -> None:
         """Stop the warm-up loop if it still runs, then gRPC and the dataplane."""

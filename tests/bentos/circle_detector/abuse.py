@@ -33,6 +33,7 @@ import numpy as np
 import psutil
 import tritonclient.http as httpclient
 
+from bentos.circle_detector.server import FULL_WARM_UP_LOG
 from tests.bentos.circle_detector.images import circles_image, encode
 from tests.servers import BentoServer, prepare_bentoml_home, running_bento
 
@@ -310,11 +311,21 @@ CASES: dict[str, Callable[[BentoServer], list[str]]] = {
 }
 
 
+def wait_steady(server: BentoServer, timeout_s: float = 60) -> None:
+    """Wait for the full-size warm-up, after which the idle RSS is the steady one."""
+    deadline = time.monotonic() + timeout_s
+    while FULL_WARM_UP_LOG not in server.log_tail(1 << 20):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no full-size warm-up after {timeout_s} s:\n{server.log_tail()}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def server(bentoml: bool) -> Iterator[BentoServer]:
     with tempfile.TemporaryDirectory() as tmp:
         home = prepare_bentoml_home(Path(tmp) / "home")
         with running_bento(home, standalone=not bentoml) as running:
+            wait_steady(running)
             yield running
 
 

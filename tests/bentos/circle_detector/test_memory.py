@@ -28,6 +28,7 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def server(bentoml_home):
     with running_bento(bentoml_home, standalone=True) as running:
+        abuse.wait_steady(running)
         yield running
 
 
