@@ -23,7 +23,7 @@ from backend.metrics import Metrics, MetricsMiddleware
 from backend.pending import retry_pending_forever
 from backend.reconcile import reconcile
 from backend.schemas import API_PREFIX
-from backend.storage import LocalStorage
+from backend.storage import LocalStorage, Storage
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.migrate_on_start:  # `python -m backend` has done it already
             await apply_migrations(settings)
         client = make_client(settings)
-        storage = LocalStorage(settings.resolved_storage_dir)
-        app.state.service = ImageService(settings, storage, client, metrics)
-        async with RegisterTortoise(app, config=tortoise_config(settings)):
+        async with (
+            open_storage(settings) as storage,
+            RegisterTortoise(app, config=tortoise_config(settings)),
+        ):
+            app.state.service = ImageService(settings, storage, client, metrics)
             if settings.reconcile_on_start:  # heal what a crash left (backend/reconcile.py)
                 await reconcile(storage, settings)
             retry = None
@@ -81,6 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     _serve_page(app, settings)
     return app
+
+
+@asynccontextmanager
+async def open_storage(settings: Settings) -> AsyncIterator[Storage]:
+    """The store STORAGE_URL names: an S3 bucket, or (empty) the local directory."""
+    if not settings.storage_url:
+        yield LocalStorage(settings.resolved_storage_dir)
+        return
+    from backend.s3storage import S3Storage
+
+    async with S3Storage(settings) as storage:
+        yield storage
 
 
 def _serve_page(app: FastAPI, settings: Settings) -> None:

@@ -46,6 +46,22 @@ class Settings(BaseSettings):
     storage_dir: Path | None = Field(
         None, description="Where uploaded files go (the PVC in Kubernetes); empty: DATA_DIR/images."
     )
+    storage_url: str = Field(
+        "",
+        description="Empty: files in STORAGE_DIR. `s3://bucket/prefix`: files in an S3 bucket "
+        "(several replicas, no RWX volume); credentials and region by the usual AWS_* variables.",
+    )
+    s3_endpoint_url: str = Field(
+        "",
+        description="S3 API endpoint (MinIO, another S3-compatible store); empty: botocore's "
+        "AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, else AWS. A custom endpoint uses path-style URLs.",
+    )
+    s3_timeout_s: float = Field(
+        5.0, gt=0, description="Connect and read timeout of one S3 call (then 503)."
+    )
+    s3_max_attempts: int = Field(
+        2, ge=1, le=10, description="Attempts of one S3 call (botocore's standard retries)."
+    )
     migrate_on_start: bool = Field(True, description="Apply database migrations at start-up.")
     reconcile_on_start: bool = Field(
         True,
@@ -200,6 +216,16 @@ class Settings(BaseSettings):
         """Migrations and the app use separate connections: an in-memory database would vanish."""
         if ":memory:" in value:
             raise ValueError("an in-memory SQLite database is not supported; use a file path")
+        return value
+
+    @field_validator("storage_url")
+    @classmethod
+    def _s3_url(cls, value: str) -> str:
+        """Fail at start-up on a STORAGE_URL that names no bucket."""
+        if value:
+            from backend.s3storage import parse_storage_url
+
+            parse_storage_url(value)
         return value
 
     @field_validator("api_key")

@@ -49,7 +49,8 @@ def migrations_location(settings: Settings) -> Path:
 
 def prepare_filesystem(settings: Settings) -> None:
     """Create the data and storage directories (and the SQLite file's folder)."""
-    settings.resolved_storage_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.storage_url:
+        settings.resolved_storage_dir.mkdir(parents=True, exist_ok=True)
     if settings.dialect == "sqlite":
         path = settings.resolved_database_url.removeprefix("sqlite://").split("?", 1)[0]
         if path and path != ":memory:":

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import anyio.to_thread
 from tortoise.exceptions import IntegrityError
@@ -55,7 +55,7 @@ from backend.metrics import Metrics
 from backend.models import Blob, Detection, Image, ImageStatus
 from backend.reconcile import MISSING_FILE, hold_writer_lock
 from backend.schemas import Timings
-from backend.storage import Storage, StorageError, content_key
+from backend.storage import Opened, Storage, StorageError, content_key
 from backend.uploads import Upload
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,7 @@ class ImageService:
         """The original bytes; 404 when a concurrent delete won, 410 when the file is lost."""
         return await self._from_storage(image, self.storage.get)
 
-    async def open_file(self, image: Image) -> BinaryIO:
+    async def open_file(self, image: Image) -> Opened:
         """The original as an open file to stream (it stays readable if deleted meanwhile)."""
         return await self._from_storage(image, self.storage.open)
 

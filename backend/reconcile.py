@@ -12,6 +12,9 @@ and what becomes of it:
 | a blob row without its file             | lost outside the backend         | images failed |
 | `.derived/<key>/` without a stored file | a cache of something deleted     | removed       |
 
+The same table holds for the S3 store (backend/s3storage.py), read from the bucket's paginated
+listing: `trash/`, `derived/` and `tmp/` prefixes take the place of the folders.
+
 On PostgreSQL several replicas share the storage: uploads and deletes hold a shared advisory
 lock for their transaction (`hold_writer_lock`) and reconciliation takes it exclusively, so it
 runs only while no other replica's write is in flight and never mistakes one for debris. On
@@ -24,13 +27,12 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import anyio.to_thread
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from backend.config import Settings
 from backend.models import Blob, Image, ImageStatus
-from backend.storage import LocalStorage
+from backend.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,7 @@ async def _known(conn: BaseDBAsyncClient, keys: Iterable[str]) -> set[str]:
     return found
 
 
-async def reconcile(storage: LocalStorage, settings: Settings) -> Report:
+async def reconcile(storage: Storage, settings: Settings) -> Report:
     """Bring storage and database back in step after a crash; see the module's table."""
     report = Report()
     async with in_transaction() as conn:
@@ -86,16 +88,10 @@ async def reconcile(storage: LocalStorage, settings: Settings) -> Report:
     return report
 
 
-async def _files_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Report) -> set[str]:
+async def _files_side(storage: Storage, conn: BaseDBAsyncClient, report: Report) -> set[str]:
     """Resolve every file-side leftover; returns the keys stored with a row afterwards."""
-    run = anyio.to_thread.run_sync
-    for path in await run(storage.temp_files):
-        await run(lambda p=path: p.unlink(missing_ok=True))
-        report.temp_removed += 1
-    for path in await run(lambda: list(storage.stray_files())):
-        await run(lambda p=path: p.unlink(missing_ok=True))
-        report.temp_removed += 1
-    trash = await run(storage.trash_tokens)
+    report.temp_removed += await storage.sweep_temp()
+    trash = await storage.list_trash()
     known = await _known(conn, {key for _, key in trash})
     for token, key in trash:
         if key in known and not await storage.exists(key):
@@ -104,15 +100,15 @@ async def _files_side(storage: LocalStorage, conn: BaseDBAsyncClient, report: Re
         else:
             await storage.purge(token)
             report.purged += 1
-    stored = await run(lambda: list(storage.stored_keys()))
+    stored = await storage.list_keys()
     present = await _known(conn, stored)
     for key in stored:
         if key not in present:
-            await run(storage.remove, key)
+            await storage.remove(key)
             report.orphans_removed += 1
-    for key in await run(storage.derived_keys):
+    for key in await storage.list_derived():
         if key not in present:
-            await run(storage.drop_derived, key)
+            await storage.drop_derived(key)
             report.derived_removed += 1
     return present
 

@@ -31,11 +31,15 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 import anyio.to_thread
+
+#: Chunk size of streamed reads (GET .../file).
+CHUNK_BYTES = 256 * 1024
 
 _KEY = re.compile(r"^[0-9a-f]{64}$")
 _TOKEN = re.compile(r"^([0-9a-f]{64})\.([0-9a-f]{32})$")
@@ -62,6 +66,14 @@ def storage_error(exc: OSError, doing: str) -> StorageError:
     return cls(f"cannot {doing}: {exc.strerror or exc}")
 
 
+@dataclass
+class Opened:
+    """A stored file opened for streaming: its size and its bytes in chunks (closed at the end)."""
+
+    size: int
+    chunks: AsyncIterator[bytes]
+
+
 class Storage(Protocol):
     """What the backend needs from a file store."""
 
@@ -71,8 +83,8 @@ class Storage(Protocol):
     async def get(self, key: str) -> bytes:
         """The bytes under `key`; FileNotFoundError when missing."""
 
-    async def open(self, key: str) -> BinaryIO:
-        """An open file of `key` to stream from (it stays readable if deleted meanwhile)."""
+    async def open(self, key: str) -> Opened:
+        """`key` opened to stream from (it stays readable if deleted meanwhile)."""
 
     async def exists(self, key: str) -> bool:
         """Whether `key` is stored."""
@@ -94,6 +106,26 @@ class Storage(Protocol):
 
     async def check_writable(self) -> None:
         """Raise StorageError unless a file can be written and removed."""
+
+    # reconciliation (backend/reconcile.py): listings and removals
+
+    async def sweep_temp(self) -> int:
+        """Remove interrupted writes, probes and stray names; returns how many."""
+
+    async def list_keys(self) -> list[str]:
+        """Keys of every stored file."""
+
+    async def list_trash(self) -> list[tuple[str, str]]:
+        """(token, key) of every file moved aside by a delete."""
+
+    async def list_derived(self) -> list[str]:
+        """Keys that have cached derived files."""
+
+    async def remove(self, key: str) -> None:
+        """Remove a stored file and its caches at once (a file no row points at)."""
+
+    async def drop_derived(self, key: str) -> None:
+        """Remove every cached file made from `key` (best effort)."""
 
 
 class LocalStorage:
@@ -166,8 +198,9 @@ class LocalStorage:
         except OSError as exc:
             raise storage_error(exc, "read file from storage") from exc
 
-    async def open(self, key: str) -> BinaryIO:
-        return await anyio.to_thread.run_sync(self._open, self.path(key))
+    async def open(self, key: str) -> Opened:
+        fh = await anyio.to_thread.run_sync(self._open, self.path(key))
+        return Opened(os.fstat(fh.fileno()).st_size, _file_chunks(fh))
 
     @staticmethod
     def _open(path: Path) -> BinaryIO:
@@ -220,7 +253,7 @@ class LocalStorage:
             raise storage_error(exc, "purge file from storage") from exc
         key = path.name.split(".", 1)[0]
         if not self.path(key).exists():  # a new upload of the same bytes keeps its cache
-            self.drop_derived(key)
+            self._drop_derived(key)
 
     def _trash_path(self, token: str) -> Path:
         if not _TOKEN.match(token):
@@ -249,8 +282,12 @@ class LocalStorage:
         except OSError as exc:
             raise storage_error(exc, "cache file") from exc
 
-    def drop_derived(self, key: str) -> None:
+    async def drop_derived(self, key: str) -> None:
+        await anyio.to_thread.run_sync(self._drop_derived, key)
+
+    def _drop_derived(self, key: str) -> None:
         """Remove every cached file made from `key` (best effort: it is only a cache)."""
+        self.path(key)  # validates the key
         shutil.rmtree(self.derived_dir / key, ignore_errors=True)
 
     # -- listing (reconciliation) --------------------------------------------------------
@@ -290,10 +327,30 @@ class LocalStorage:
             return []
         return [p.name for p in self.derived_dir.iterdir() if _KEY.match(p.name)]
 
-    def remove(self, key: str) -> None:
-        """Remove a stored file at once (reconciliation of a file no row points at)."""
+    async def remove(self, key: str) -> None:
+        await anyio.to_thread.run_sync(self._remove, key)
+
+    def _remove(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
-        self.drop_derived(key)
+        self._drop_derived(key)
+
+    async def sweep_temp(self) -> int:
+        return await anyio.to_thread.run_sync(self._sweep_temp)
+
+    def _sweep_temp(self) -> int:
+        found = [*self.temp_files(), *self.stray_files()]
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
+
+    async def list_keys(self) -> list[str]:
+        return await anyio.to_thread.run_sync(lambda: list(self.stored_keys()))
+
+    async def list_trash(self) -> list[tuple[str, str]]:
+        return await anyio.to_thread.run_sync(self.trash_tokens)
+
+    async def list_derived(self) -> list[str]:
+        return await anyio.to_thread.run_sync(self.derived_keys)
 
     async def check_writable(self) -> None:
         await anyio.to_thread.run_sync(self._check_writable)
@@ -310,6 +367,15 @@ class LocalStorage:
             reason = exc.strerror or exc
             cls = StorageFullError if exc.errno in _FULL else StorageError
             raise cls(f"storage {self.root} is not writable: {reason}") from exc
+
+
+async def _file_chunks(fh: BinaryIO) -> AsyncIterator[bytes]:
+    """Read an open file in chunks off the event loop, closing it at the end."""
+    try:
+        while chunk := await anyio.to_thread.run_sync(fh.read, CHUNK_BYTES):
+            yield chunk
+    finally:
+        fh.close()
 
 
 def _fsync_dir(path: Path) -> None:

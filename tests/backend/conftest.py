@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import time
 import uuid
@@ -19,6 +20,7 @@ import asyncpg
 import pytest
 
 from tests.backend.helpers import API_KEY, BackendServer, start_backend, stop_backend
+from tests.servers import stop_process_group
 
 #: Admin connection to the PostgreSQL server (trust auth on this machine and in CI).
 PG_ADMIN_URL = os.environ.get("BACKEND_TEST_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
@@ -125,3 +127,13 @@ def model_down_backend(tmp_path_factory) -> Iterator[BackendServer]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """A real S3 API server (moto's standalone server) on 127.0.0.1 for the session."""
+    from tests.backend.s3 import start_moto
+
+    server = start_moto(tmp_path_factory.mktemp("moto"))
+    yield server
+    stop_process_group(server.process, signal.SIGTERM, 10)

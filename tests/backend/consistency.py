@@ -31,10 +31,22 @@ class Audit:
 
 
 def audit(server: BackendServer) -> Audit:
-    """Compare the storage folder with the blob and image tables (server stopped or idle)."""
-    root = server.storage_dir
+    """Compare the storage folder (or bucket) with the blob and image tables (server idle)."""
     images = {str(i): b for i, b in db_rows(server, "SELECT id, blob_id FROM image")}
     blobs = {b for (b,) in db_rows(server, "SELECT sha256 FROM blob")}
+    if server.env.get("STORAGE_URL"):
+        from tests.backend.s3 import bucket_view
+
+        view = bucket_view(server.env)
+        return Audit(
+            images=images,
+            rows_without_file=sorted(b for b in blobs if b not in view.files),
+            orphan_files=sorted(f for f in view.files if f not in blobs),
+            temp_files=sorted(view.tmp),
+            trash_files=sorted(view.trash),
+            blobs_without_images=sorted(blobs - set(images.values())),
+        )
+    root = server.storage_dir
     files = {p.name for p in root.glob("??/??/*") if p.is_file()}
     tmp, trash = root / ".tmp", root / ".trash"
     return Audit(

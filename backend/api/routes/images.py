@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import AsyncIterator
-from typing import Annotated, BinaryIO
+from typing import Annotated
 from uuid import UUID
 
-import anyio.to_thread
 from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -176,26 +173,16 @@ async def get_image(image_id: UUID, service: Service) -> ImageOut:
 async def get_image_file(image_id: UUID, service: Service) -> Response:
     """The original bytes, with the content type judged at upload (streamed from storage)."""
     image = await service.get(image_id)
-    fh = await service.open_file(image)
-    size = os.fstat(fh.fileno()).st_size
+    opened = await service.open_file(image)
     return StreamingResponse(
-        _chunks(fh),
+        opened.chunks,
         media_type=image.content_type,
         headers={
-            "Content-Length": str(size),
+            "Content-Length": str(opened.size),
             "Cache-Control": "private, max-age=31536000, immutable",
             **UNTRUSTED,
         },
     )
-
-
-async def _chunks(fh: BinaryIO, size: int = 256 * 1024) -> AsyncIterator[bytes]:
-    """Read an open file in chunks off the event loop, closing it at the end."""
-    try:
-        while chunk := await anyio.to_thread.run_sync(fh.read, size):
-            yield chunk
-    finally:
-        fh.close()
 
 
 @router.get(
