@@ -165,6 +165,7 @@ def run_mutational(count: int, seed: int, crashes: Path, seconds: float | None) 
 def run_atheris(argv: list[str]) -> None:  # pragma: no cover - needs atheris
     import atheris
 
+    atheris.instrument_all()  # coverage of PIL's pure-Python plugins (already imported)
     corpus = seeds()
     rng = random.Random(0)
     files = list(corpus.values())
@@ -188,15 +189,30 @@ def main(argv: list[str] | None = None, run: Callable[..., int] = run_mutational
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument(
-        "--crashes", type=Path, default=Path("fuzz-crashes"), help="where failing inputs go"
+        "--crashes",
+        type=Path,
+        default=Path("build/fuzz/crashes"),
+        help="where failing inputs go (build/fuzz/crashes)",
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        default=Path("build/fuzz/corpus"),
+        help="atheris: its corpus, started with the seed files (build/fuzz/corpus)",
     )
     parser.add_argument(
         "--atheris", action="store_true", help="coverage-guided fuzzing with atheris instead"
     )
     args, rest = parser.parse_known_args(argv)
     if args.atheris:
+        args.crashes.mkdir(parents=True, exist_ok=True)  # libFuzzer wants it to exist
+        args.corpus.mkdir(parents=True, exist_ok=True)
+        for name, data in seeds().items():
+            (args.corpus / f"seed-{name}").write_bytes(data)
         seconds = [f"-max_total_time={int(args.seconds)}"] if args.seconds else []
-        run_atheris([sys.argv[0], *rest, *seconds, f"-artifact_prefix={args.crashes}/"])
+        run_atheris(
+            [sys.argv[0], *rest, *seconds, f"-artifact_prefix={args.crashes}/", str(args.corpus)]
+        )
         return 0
     failures = run(args.cases, args.seed, args.crashes, args.seconds)
     print(f"{failures} inputs raised something other than ImageDecodeError")
