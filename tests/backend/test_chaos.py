@@ -131,10 +131,13 @@ def _check(server: BackendServer, ledger: Ledger) -> dict[str, int]:
     return {"lost": len(lost), "duplicates": duplicates, "orphans": len(found.orphan_files)}
 
 
-@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+@pytest.mark.parametrize("database", ["sqlite", "postgres", "postgres+s3"])
 def test_sigkill_mid_uploads_and_deletes_loses_and_duplicates_nothing(database, tmp_path, request):
-    url = request.getfixturevalue("postgres_database_factory")() if database == "postgres" else ""
+    pg = database.startswith("postgres")
+    url = request.getfixturevalue("postgres_database_factory")() if pg else ""
     env = {"MODE": "dummy", "DATABASE_URL": url}
+    if database.endswith("+s3"):  # files in a bucket of a real S3 API server (moto)
+        env.update(request.getfixturevalue("moto_server").new_bucket())
     rng = random.Random(12)
     ledger = Ledger()
     server = start_backend(tmp_path / "data", env)
