@@ -113,11 +113,7 @@ async def infer(request: Request) -> Response:
     json_length = json_header_length(header_length, limits.max_json_bytes)
     limit = limits.max_json_bytes if json_length is None else limits.max_body_bytes
     encoding = request.headers.get("content-encoding")
-    declared = _declared_length(request, limit)
-    # Unknown length (chunked): the limit's cost is held. Compressed: the decompressed size is
-    # unknown until decoded; the estimate is held, the limit still applies while inflating.
-    size = limit if declared is None else min(limit, declared * (16 if encoding else 1))
-    cost = JSON_COST * size if json_length is None else BINARY_COST * size + JSON_COST * json_length
+    cost = _memory_cost(_declared_length(request, limit), limit, json_length, bool(encoding))
     budget: Budget | None = getattr(state, "byte_budget", None)
     async with budget.hold(cost) if budget else _no_budget():
         timeout = getattr(state, "body_timeout_s", DEFAULT_BODY_TIMEOUT_S)
@@ -153,6 +149,21 @@ def _limits(state: Any) -> Limits:
     body = getattr(state, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
     json_bytes = min(DEFAULT_LIMITS.max_json_bytes, body)
     return dataclasses.replace(DEFAULT_LIMITS, max_json_bytes=json_bytes, max_body_bytes=body)
+
+
+def _memory_cost(
+    declared: int | None, limit: int, json_length: int | None, compressed: bool
+) -> int:
+    """A body's estimated cost in memory once parsed, held of the byte budget.
+
+    Unknown length (chunked): the limit's cost. Compressed: the decompressed size is unknown
+    until decoded, so 16 times the declared size is held (the limit still applies while
+    inflating, whatever was held).
+    """
+    size = limit if declared is None else min(limit, declared * (16 if compressed else 1))
+    if json_length is None:
+        return JSON_COST * size
+    return BINARY_COST * size + JSON_COST * json_length
 
 
 def _declared_length(request: Request, limit: int) -> int | None:
