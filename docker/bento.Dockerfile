@@ -50,5 +50,9 @@ ENV PORT=8080
 EXPOSE 8080 8081
 # The single-process launcher: the same V2 app, batcher and gRPC server as `bentoml serve`,
 # without its supervisor and a second import of everything (measured in benchmarks/RESULTS.md).
-# `bentoml serve /home/bentoml/bento` still works in this image.
-CMD ["python", "-m", "bentos.circle_detector.standalone"]
+# An ENTRYPOINT, not a CMD: KServe's ClusterServingRuntime (k8s/runtime/) gives only `args`
+# (--model_name=... --model_dir=/mnt/models --http_port=8080), which Kubernetes passes to the
+# entrypoint but would run instead of a CMD. `--entrypoint bentoml` + `serve /home/bentoml/bento`
+# still works in this image.
+ENTRYPOINT ["python", "-m", "bentos.circle_detector.standalone"]
+CMD []

@@ -20,7 +20,8 @@ The container, for real, with the tools that work without a Docker engine or a r
   3. one podman pod on 127.0.0.1 (free ports), like a Kubernetes pod: the Bento with PORT=8080
      as Knative sets it, and the backend (read-only root, /data volume, MODEL_SERVER_URL
      127.0.0.1:8080)
-     (the Bento's env, user and command read from the rendered k8s/overlays/local)
+     (the Bento's env, user and command read from the rendered k8s/overlays/local --with
+     custom-container: the model in the image)
   4. the Bento's own V2 client tests (tritonclient HTTP + gRPC, REST error cases) against the
      Bento's container, and tests/k8s/container_checks.py against the backend's container
      (/health/ready, an upload detected through the Bento)
@@ -30,6 +31,11 @@ The container, for real, with the tools that work without a Docker engine or a r
      them when it ends
   6. the gRPC variant (--with grpc) as Knative runs it: PORT=8081 (h2c), the manifest's command,
      and the Bento's gRPC tests against that port
+  7. the KServe runtime form (k8s/overlays/local as is): the ClusterServingRuntime's container
+     started as KServe starts it (--model_name=circle-detector --model_dir=/mnt/models
+     --http_port=8080, PORT=8080, uid 1034), the exported model (circle_detector.onnx + .json)
+     mounted read-only at /mnt/models, and the V2 REST + gRPC tests against it (skipped, with
+     the reason, while the launcher lacks KServe's options)
 Prints how long each step took. Not part of 'make test' (minutes, needs root). Installs podman,
 buildah, runc and debootstrap with apt-get when they are missing.
 
@@ -75,11 +81,13 @@ export CONTAINERS_CONF="$conf"
 
 read -r BENTO_IMAGE BACKEND_IMAGE < <("$ROOT/scripts/build-images.sh" --print-images | paste -sd' ')
 data="$(mktemp -d)"
+# What `circle-detector export` writes (the committed export), as KServe's pvc:// mount holds it.
+models="$data/models"
 # Whatever happens (a failure, Ctrl-C, SIGTERM), the pods go and nothing started here stays.
 cleanup() {
   stop_bg
   if [[ "$KEEP" != 1 ]]; then
-    podman pod rm -f "$POD" "$POD-grpc" >/dev/null 2>&1 || true
+    podman pod rm -f "$POD" "$POD-grpc" "$POD-kserve" >/dev/null 2>&1 || true
     rm -rf "$data"
   fi
   rm -f "$conf"
@@ -109,6 +117,7 @@ done
 free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 http_port="$(free_port)" grpc_port="$(free_port)" backend_port="$(free_port)"
 http2_port="$(free_port)" grpc2_port="$(free_port)"
+http3_port="$(free_port)" grpc3_port="$(free_port)"
 
 # wait_http URL CONTAINER: until URL answers 200, the container dies, or the time is up.
 wait_http() {
@@ -122,12 +131,13 @@ wait_http() {
 }
 
 # bento_args OVERLAY [COMPONENTS]: the InferenceService container's env, user and command as
-# podman arguments (tests/k8s/pod_spec.py reads the rendered manifest), the image filled in.
+# podman arguments (tests/k8s/pod_spec.py reads the rendered manifest), the image and (runtime
+# form) the model folder filled in.
 bento_args() {
   local line
   while IFS= read -r line; do
     [[ "$line" == IMAGE ]] && line="$BENTO_IMAGE"
-    printf '%s\n' "$line"
+    printf '%s\n' "${line/#MODELDIR:/$models:}"
   done < <("$PY" -m tests.k8s.pod_spec "$@")
 }
 
@@ -136,7 +146,7 @@ start_pod() {
   podman pod rm -f "$POD" >/dev/null 2>&1 || true
   podman pod create --name "$POD" -p "127.0.0.1:$http_port:8080" -p "127.0.0.1:$grpc_port:8081" \
     -p "127.0.0.1:$backend_port:8000" >/dev/null
-  mapfile -t args < <(bento_args local)
+  mapfile -t args < <(bento_args local --with custom-container)
   podman run -d --pod "$POD" --name "$POD-bento" "${args[@]}" >/dev/null
   wait_http "http://127.0.0.1:$http_port/v2/health/ready" "$POD-bento"
   podman run -d --pod "$POD" --name "$POD-backend" --read-only --tmpfs /tmp \
@@ -151,7 +161,7 @@ start_grpc_pod() {
   podman pod rm -f "$POD-grpc" >/dev/null 2>&1 || true
   podman pod create --name "$POD-grpc" -p "127.0.0.1:$grpc2_port:8081" \
     -p "127.0.0.1:$http2_port:8080" >/dev/null
-  mapfile -t args < <(bento_args local --with grpc)
+  mapfile -t args < <(bento_args local --with grpc,custom-container)
   podman run -d --pod "$POD-grpc" --name "$POD-grpc-bento" "${args[@]}" >/dev/null
   wait_http "http://127.0.0.1:$http2_port/v2/health/ready" "$POD-grpc-bento"
 }
@@ -195,12 +205,40 @@ run_grpc_tests() {
 step grpc-variant-start start_grpc_pod
 step grpc-variant-tests run_grpc_tests
 
+# The runtime form, as KServe starts the ClusterServingRuntime: its args, the model read-only.
+start_kserve_pod() {
+  local args
+  mkdir -p "$models"
+  cp "$ROOT"/bentos/circle_detector/model/weights/circle_detector.{onnx,json} "$models/"
+  chmod -R a+rX "$models"
+  podman pod rm -f "$POD-kserve" >/dev/null 2>&1 || true
+  podman pod create --name "$POD-kserve" -p "127.0.0.1:$http3_port:8080" \
+    -p "127.0.0.1:$grpc3_port:8081" >/dev/null
+  mapfile -t args < <(bento_args local)
+  podman run -d --pod "$POD-kserve" --name "$POD-kserve-bento" "${args[@]}" >/dev/null
+  wait_http "http://127.0.0.1:$http3_port/v2/health/ready" "$POD-kserve-bento"
+}
+run_kserve_tests() {
+  CONTAINER_BENTO_HTTP="127.0.0.1:$http3_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc3_port" \
+    CONTAINER_BENTO_NAME="$POD-kserve-bento" \
+    "$PY" -m pytest -p tests.k8s.container_plugin -p no:cacheprovider -q \
+    tests/bentos/circle_detector/test_rest_tritonclient.py \
+    tests/bentos/circle_detector/test_grpc_tritonclient.py
+}
+if podman run --rm --entrypoint python "$BENTO_IMAGE" -m bentos.circle_detector.standalone --help |
+  grep -q -- '--model_name'; then
+  step kserve-runtime-start start_kserve_pod
+  step kserve-runtime-tests run_kserve_tests
+else
+  log "skipped kserve-runtime: the image's launcher has no --model_name yet (KServe's arguments)"
+fi
+
 bento_bytes="$(podman image inspect -f '{{.Size}}' "$BENTO_IMAGE")"
 log "images: $((bento_bytes / 1000000)) MB $BENTO_IMAGE (target: at most 600 MB)," \
   "$(($(podman image inspect -f '{{.Size}}' "$BACKEND_IMAGE") / 1000000)) MB $BACKEND_IMAGE"
 ((bento_bytes <= 600000000)) || log "warning: the Bento image is over its 600 MB target"
 for name in base-image bento-image backend-image no-torch start-and-ready tests smoke-test-script \
-  grpc-variant-start grpc-variant-tests; do
+  grpc-variant-start grpc-variant-tests kserve-runtime-start kserve-runtime-tests; do
   [[ -n "${took[$name]:-}" ]] && log "took $name: ${took[$name]} s"
 done
 log "container test passed in ${SECONDS} s"

@@ -9,8 +9,11 @@ Usage: scripts/render.sh OVERLAY [--with COMPONENTS] [--bento-image REF] [--back
                          [--canary-percent N] [--storage-class NAME] [--help]
 
 Prints the manifests of k8s/overlays/OVERLAY (one of: ${OVERLAYS[*]}) rendered by kustomize.
-  --with a,b            add optional components from k8s/components (any of: ${COMPONENTS[*]})
-  --bento-image REF     use this image for the model (InferenceService predictor)
+  --with a,b            add optional components from k8s/components (any of: ${COMPONENTS[*]});
+                        custom-container (the predictor as a custom container, the model in the
+                        image) is applied after the others
+  --bento-image REF     use this image for the model (predictor.model.image over the runtime's;
+                        with custom-container the predictor container's)
   --backend-image REF   use this image for the backend Deployment
   --canary-percent N    traffic share of the new revision with --with canary (default 10)
   --storage-class NAME  storage class of the backend's volume (stage/prod: an RWX class; their
@@ -65,15 +68,23 @@ rel() { realpath --relative-to="$work" "$1"; }
   if [[ -n "$with" ]]; then
     echo "components:"
     IFS=, read -r -a comps <<<"$with"
-    for c in "${comps[@]}"; do echo "  - $(rel "$root/k8s/components/$c")"; done
+    # custom-container last: it moves predictor.model (which the others patch) to containers[0].
+    for c in "${comps[@]}"; do
+      [[ "$c" == custom-container ]] || echo "  - $(rel "$root/k8s/components/$c")"
+    done
+    [[ ",$with," == *",custom-container,"* ]] && echo "  - $(rel "$root/k8s/components/custom-container")"
   fi
   echo "patches:"
   if [[ -n "$bento_image" ]]; then
+    # The runtime form: the InferenceService pins the image over the runtime's (a new revision,
+    # so --with canary rolls it out); the runtime keeps the overlay's. custom-container: its image.
+    if [[ ",$with," == *",custom-container,"* ]]; then image_path=/spec/predictor/containers/0/image
+    else image_path=/spec/predictor/model/image; fi
     cat <<PATCH
   - target: {group: serving.kserve.io, kind: InferenceService, name: circle-detector}
     patch: |-
-      - op: replace
-        path: /spec/predictor/containers/0/image
+      - op: add
+        path: $image_path
         value: "$bento_image"
 PATCH
   fi

@@ -23,7 +23,7 @@ project_version() {
 }
 
 OVERLAYS=(local dev stage prod)
-COMPONENTS=(canary grpc gpu pull-secret)
+COMPONENTS=(canary grpc gpu pull-secret custom-container)
 
 # check_overlay NAME: fail unless NAME is one of k8s/overlays/.
 check_overlay() {

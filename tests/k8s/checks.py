@@ -19,6 +19,7 @@ import yaml
 
 from tests.k8s import contracts
 from tests.k8s.manifests import Doc, env_of, find
+from tests.k8s.predictor import MODEL_MOUNT, RUNTIME_KIND, option_value, predictor
 
 # KServe's CRD, kept gzipped in schemas/ (KSERVE_CRD points at another copy, gzipped or not).
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -26,11 +27,27 @@ CRD_PATH = Path(
     os.environ.get("KSERVE_CRD", SCHEMAS / "serving.kserve.io_inferenceservices.yaml.gz")
 )
 ISTIO_SCHEMA = SCHEMAS / "istio-networking-v1.json"
+#: KServe's ClusterServingRuntime CRD (KSERVE_RUNTIME_CRD: another copy).
+RUNTIME_CRD_PATH = Path(
+    os.environ.get(
+        "KSERVE_RUNTIME_CRD", SCHEMAS / "serving.kserve.io_clusterservingruntimes.yaml.gz"
+    )
+)
+#: The runtime's container and the arguments KServe's own runtimes take (kserve/kserve
+#: config/runtimes): the model's name, where the storage initializer put it, the HTTP port.
+RUNTIME_CONTAINER = "kserve-container"
+KSERVE_ARGS = ("--model_name={{.Name}}", f"--model_dir={MODEL_MOUNT}", "--http_port=8080")
+BENTO_UID = 1034
+#: storageUri schemes per environment: kind mounts a PVC; clusters fetch from object storage.
+LOCAL_STORAGE = ("pvc://",)
+REMOTE_STORAGE = ("s3://", "https://", "gs://")
+S3_ANNOTATIONS = ("serving.kserve.io/s3-endpoint", "serving.kserve.io/s3-usehttps")
 ISVC = "InferenceService"
 # Ports Knative's queue-proxy sidecar holds in every revision pod (not for the user container).
 #: The Bento image's entrypoint: the single-process launcher.
 LAUNCHER = ["python", "-m", "bentos.circle_detector.standalone"]
 KNATIVE_RESERVED_PORTS = frozenset({8012, 8013, 8022, 9090, 9091})
+CLUSTER_SCOPED = frozenset({"Namespace", "ClusterServingRuntime"})
 STANDARD_GROUPS = ("v1", "apps/v1", "policy/v1", "autoscaling/v2")
 #: The label that keeps an InferenceService off the public ingress (KServe's
 #: constants.NetworkVisibility / ClusterLocalVisibility; Knative's own label for a route).
@@ -75,22 +92,31 @@ def _close(schema: Any) -> Any:
 
 
 @functools.cache
-def _crd() -> Doc:
-    """KServe's CRD, parsed once (2 MB: libyaml's loader when available)."""
+def _crd(path: Path = CRD_PATH) -> Doc:
+    """A CRD, parsed once (2 MB: libyaml's loader when available)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    raw = CRD_PATH.read_bytes()
-    text = gzip.decompress(raw) if CRD_PATH.suffix == ".gz" else raw
+    raw = path.read_bytes()
+    text = gzip.decompress(raw) if path.suffix == ".gz" else raw
     return yaml.load(text, Loader=loader)
 
 
 @functools.cache
-def isvc_validator(version: str) -> jsonschema.Validator:
+def crd_validator(version: str, path: Path = CRD_PATH) -> jsonschema.Validator:
     """A validator for the CRD's served `version`, closed against unknown fields."""
-    for v in _crd()["spec"]["versions"]:
+    crd = _crd(path)
+    for v in crd["spec"]["versions"]:
         if v["name"] == version and v.get("served"):
             schema = _close(v["schema"]["openAPIV3Schema"])
             return jsonschema.Draft7Validator(schema)
-    raise LookupError(f"KServe's CRD serves no version {version!r}")
+    raise LookupError(f"KServe's {crd['spec']['names']['kind']} CRD serves no version {version!r}")
+
+
+def isvc_validator(version: str) -> jsonschema.Validator:
+    return crd_validator(version, CRD_PATH)
+
+
+#: KServe kinds validated against a vendored CRD.
+KSERVE_CRDS = {ISVC: CRD_PATH, RUNTIME_KIND: RUNTIME_CRD_PATH}
 
 
 @functools.cache
@@ -116,13 +142,13 @@ def check_schemas(docs: list[Doc], kubernetes_version: str) -> list[str]:
     for doc in docs:
         label = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
         group_version = doc.get("apiVersion", "")
-        if doc.get("kind") == ISVC:
+        if doc.get("kind") in KSERVE_CRDS:
             group, _, version = group_version.partition("/")
             if group != "serving.kserve.io":
                 problems.append(f"{label}: apiVersion {group_version} is not serving.kserve.io")
                 continue
             try:
-                problems += _errors(isvc_validator(version), doc, label)
+                problems += _errors(crd_validator(version, KSERVE_CRDS[doc["kind"]]), doc, label)
             except LookupError as exc:
                 problems.append(f"{label}: {exc}")
         elif group_version.startswith("networking.istio.io/"):
@@ -156,7 +182,10 @@ def check_namespaces_and_labels(docs: list[Doc]) -> list[str]:
     for doc in docs:
         meta = doc["metadata"]
         label = f"{doc['kind']}/{meta['name']}"
-        if doc["kind"] != "Namespace" and meta.get("namespace") != ns:
+        if doc["kind"] in CLUSTER_SCOPED:
+            if "namespace" in meta:
+                problems.append(f"{label}: cluster-scoped, but has namespace {meta['namespace']!r}")
+        elif meta.get("namespace") != ns:
             problems.append(f"{label}: namespace {meta.get('namespace')!r}, not {ns!r}")
         labels = meta.get("labels", {})
         if labels.get("app.kubernetes.io/part-of") != "circle-detector":
@@ -235,11 +264,12 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
     if len(isvc) != 1:
         return [f"expected one InferenceService, found {len(isvc)}"]
     pred = isvc[0]["spec"]["predictor"]
+    found = predictor(isvc[0], docs)
+    if found.container is None:
+        return found.problems
     problems = []
-    containers = pred.get("containers", [])
-    if len(containers) != 1:
-        return [f"predictor: expected one container, found {len(containers)}"]
-    c = containers[0]
+    c = found.container
+    model = found.model
     env = env_of(c)
     ports = c.get("ports", [])
     if len(ports) != 1:
@@ -250,8 +280,20 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
         problems.append(
             f"predictor: port {port['containerPort']} is reserved by Knative's queue-proxy"
         )
-    if env.get("PROTOCOL", {}).get("value") != "v2":
+    if model is None and env.get("PROTOCOL", {}).get("value") != "v2":
         problems.append("predictor: env PROTOCOL is not v2")
+    if model is not None:
+        want = "grpc-v2" if grpc else "v2"
+        if model.get("protocolVersion") != want:
+            problems.append(
+                f"predictor.model: protocolVersion {model.get('protocolVersion')} with port "
+                f"{port.get('name')} (want {want})"
+            )
+        if model.get("protocolVersion") not in found.runtime["spec"].get("protocolVersions", []):
+            problems.append(
+                f"predictor.model: runtime {found.runtime['metadata']['name']} does not serve "
+                f"protocol {model.get('protocolVersion')}"
+            )
     if "PORT" in env:
         problems.append("predictor: PORT is Knative's to set (reserved)")
     for name in env:
@@ -265,8 +307,9 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
                 f"{grpc_port}"
             )
         command = c.get("command", [])
-        http_port = command[command.index("--port") + 1] if "--port" in command else None
-        serves = command[:3] == LAUNCHER or command[:2] == ["bentoml", "serve"]
+        http_port = option_value(command + c.get("args", []), ("--port", "--http_port"))
+        # No command: the image's entrypoint, the launcher.
+        serves = not command or command[:3] == LAUNCHER or command[:2] == ["bentoml", "serve"]
         if not serves or http_port is None or int(http_port) == grpc_port:
             problems.append("predictor: gRPC variant must pin the HTTP server off the gRPC port")
     else:
@@ -311,6 +354,125 @@ def check_model(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
     )
     if not delay or not re.fullmatch(r"\d+(s|m|h)", delay):
         problems.append("InferenceService: scale-down-delay annotation missing or malformed")
+    return problems
+
+
+def check_runtime(docs: list[Doc], bento: contracts.BentoContract) -> list[str]:
+    """Each ClusterServingRuntime runs the Bento as KServe starts a runtime: the model's format
+    and version, V2 over REST and gRPC, KServe's arguments (options the launcher has), no ports
+    (the InferenceService's single Knative port wins), Knative-friendly probes, resources, the
+    Bento's uid under Pod Security 'restricted', metrics for Prometheus."""
+    problems = []
+    runtimes = find(docs, RUNTIME_KIND)
+    if "circle-detector-bento" not in {r["metadata"]["name"] for r in runtimes}:
+        problems.append("no ClusterServingRuntime circle-detector-bento")
+    for rt in runtimes:
+        name = f"{RUNTIME_KIND}/{rt['metadata']['name']}"
+        spec = rt["spec"]
+        formats = spec.get("supportedModelFormats", [])
+        if not any(
+            f.get("name") == bento.model_name and f.get("version") == bento.model_version
+            for f in formats
+        ):
+            problems.append(
+                f"{name}: supportedModelFormats lacks {bento.model_name} version "
+                f"{bento.model_version} (circle_detector.json)"
+            )
+        if not set(spec.get("protocolVersions", [])) <= {"v2", "grpc-v2"}:
+            problems.append(f"{name}: protocolVersions {spec.get('protocolVersions')}: V2 only")
+        if rt["metadata"]["name"] == "circle-detector-bento":
+            if set(spec.get("protocolVersions", [])) != {"v2", "grpc-v2"}:
+                problems.append(f"{name}: protocolVersions must be v2 and grpc-v2")
+            if not any(f.get("autoSelect") for f in formats):
+                problems.append(f"{name}: the format must autoSelect this runtime")
+        notes = rt["metadata"].get("annotations", {})
+        if notes.get("prometheus.kserve.io/path") != bento.metrics_path:
+            problems.append(
+                f"{name}: prometheus.kserve.io/path must be the launcher's {bento.metrics_path}"
+            )
+        if notes.get("prometheus.kserve.io/port") != "8080":
+            problems.append(f"{name}: prometheus.kserve.io/port must be the HTTP port 8080")
+        containers = spec.get("containers", [])
+        if [c.get("name") for c in containers] != [RUNTIME_CONTAINER]:
+            problems.append(f"{name}: one container named {RUNTIME_CONTAINER} expected")
+            continue
+        c = containers[0]
+        if c.get("ports"):
+            problems.append(
+                f"{name}: ports {c['ports']}: leave them to the InferenceService (Knative "
+                "allows one port, KServe merges the runtime's and the InferenceService's)"
+            )
+        args = c.get("args", [])
+        for want in KSERVE_ARGS:
+            if want not in args:
+                problems.append(f"{name}: args lack KServe's {want}")
+        ready = c.get("readinessProbe")
+        if not ready:
+            problems.append(f"{name}: readinessProbe missing")
+        env = env_of(c)
+        problems += [f"{name}: {p}" for p in _model_probe_budget(c, env, bento)]
+        res = c.get("resources", {})
+        if any(
+            k not in res.get(part, {}) for part in ("requests", "limits") for k in ("cpu", "memory")
+        ):
+            problems.append(f"{name}: resources need cpu and memory requests and limits")
+        sec = c.get("securityContext", {})
+        if sec.get("runAsUser") != BENTO_UID or not sec.get("runAsNonRoot"):
+            problems.append(f"{name}: must run as the Bento's uid {BENTO_UID}, non-root")
+        if (sec.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problems.append(f"{name}: seccompProfile RuntimeDefault missing")
+    return problems
+
+
+def check_launcher_args(docs: list[Doc], options: frozenset[str]) -> list[str]:
+    """Every option a runtime or the predictor passes is one the launcher parses (argparse would
+    stop the container with 'unrecognized arguments')."""
+    problems = []
+    containers = [
+        (f"{RUNTIME_KIND}/{r['metadata']['name']}", c)
+        for r in find(docs, RUNTIME_KIND)
+        for c in r["spec"].get("containers", [])
+    ]
+    containers += [
+        (f"{ISVC}/{d['metadata']['name']}", c)
+        for d in find(docs, ISVC)
+        if (c := predictor(d, docs).container)
+    ]
+    for name, c in containers:
+        command = c.get("command", [])
+        if command and command[:3] != LAUNCHER:
+            continue
+        for arg in command[3:] + c.get("args", []):
+            option = arg.split("=", 1)[0]
+            if option.startswith("--") and option not in options:
+                problems.append(f"{name}: {option} is no option of the launcher")
+    return problems
+
+
+def check_storage(docs: list[Doc], local: bool) -> list[str]:
+    """The runtime form's storageUri: a PVC on kind (scripts/load-model-pvc.sh fills it), object
+    storage elsewhere; with s3:// the predictor's ServiceAccount carries KServe's S3 settings
+    and lists the credentials Secret."""
+    problems = []
+    for isvc in find(docs, ISVC):
+        pred = isvc["spec"]["predictor"]
+        model = pred.get("model")
+        if model is None:
+            continue
+        uri = model.get("storageUri") or ""
+        allowed = LOCAL_STORAGE if local else REMOTE_STORAGE
+        if not uri.startswith(allowed):
+            problems.append(f"predictor.model: storageUri {uri!r} (want one of {allowed})")
+        if uri.startswith("s3://"):
+            account = find(docs, "ServiceAccount", pred.get("serviceAccountName", "default"))
+            notes = account[0]["metadata"].get("annotations", {}) if account else {}
+            missing = [a for a in S3_ANNOTATIONS if a not in notes]
+            if missing:
+                problems.append(f"predictor: s3:// but its ServiceAccount lacks {missing}")
+            if not account or not account[0].get("secrets"):
+                problems.append(
+                    "predictor: s3:// but its ServiceAccount lists no credentials Secret"
+                )
     return problems
 
 
@@ -489,7 +651,8 @@ def _pods(docs: list[Doc]) -> list[tuple[str, Doc, list[Doc]]]:
     for d in docs:
         if d["kind"] == ISVC:
             pred = d["spec"]["predictor"]
-            out.append((f"{ISVC}/{d['metadata']['name']}", pred, pred.get("containers", [])))
+            c = predictor(d, docs).container
+            out.append((f"{ISVC}/{d['metadata']['name']}", pred, [c] if c else []))
     return out
 
 
@@ -704,8 +867,8 @@ def images_of(docs: list[Doc]) -> dict[str, Doc]:
     """'bento' and 'backend' containers by role."""
     out = {}
     for d in docs:
-        if d["kind"] == ISVC:
-            out["bento"] = d["spec"]["predictor"]["containers"][0]
+        if d["kind"] == ISVC and predictor(d, docs).container is not None:
+            out["bento"] = predictor(d, docs).container
         if d["kind"] == "Deployment":
             out["backend"] = d["spec"]["template"]["spec"]["containers"][0]
     return out

@@ -44,6 +44,13 @@ class BentoContract:
     model_name: str
     #: CIRCLE_DETECTOR_READY_DEADLINE_S's default: not ready this long, /v2/health/live fails.
     ready_deadline_s: float
+    #: The launcher's option strings (`--port`, `--model_dir`, ...): what a runtime may pass.
+    launcher_options: frozenset[str]
+    #: The committed model's format version (circle_detector.json "version"): the runtime's
+    #: supportedModelFormats version.
+    model_version: str
+    #: The launcher's Prometheus route (standalone.py adds it beside the V2 app's routes).
+    metrics_path: str
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,15 @@ def _env_names(settings_cls) -> frozenset[str]:
 
 @functools.cache
 def bento() -> BentoContract:
-    from bentos.circle_detector import rest
+    from bentos.circle_detector import rest, standalone
     from bentos.circle_detector.model.detector import MODEL_NAME
     from bentos.circle_detector.settings import BentoSettings, variable
 
     defaults = BentoSettings()
     return BentoContract(
+        launcher_options=launcher_options(),
+        model_version=model_version(),
+        metrics_path=standalone._metrics_route().path,
         serves_get=serves_get(rest.app),
         env_names=frozenset(variable(f.name) for f in dataclasses.fields(BentoSettings)),
         grpc_port=defaults.grpc_port,
@@ -88,6 +98,33 @@ def bento() -> BentoContract:
         model_name=MODEL_NAME,
         ready_deadline_s=defaults.ready_deadline_s,
     )
+
+
+def launcher_options() -> frozenset[str]:
+    """Every option string of the image's entrypoint, the launcher."""
+    from bentos.circle_detector.standalone import build_parser
+
+    return frozenset(s for action in build_parser()._actions for s in action.option_strings)
+
+
+#: KServe's runtime arguments (`--model_name={{.Name}} --model_dir=/mnt/models --http_port=8080`)
+#: and the gRPC port: the options the launcher must have to run as a ClusterServingRuntime.
+KSERVE_OPTIONS = ("--model_name", "--model_dir", "--http_port", "--grpc_port")
+
+
+def missing_kserve_options() -> list[str]:
+    """KServe's options the launcher does not have (yet)."""
+    return [o for o in KSERVE_OPTIONS if o not in launcher_options()]
+
+
+def model_version() -> str:
+    """The version in the committed export's metadata (what `circle-detector export` writes)."""
+    import json
+
+    from tests.k8s.manifests import REPO_ROOT
+
+    meta = REPO_ROOT / "bentos/circle_detector/model/weights/circle_detector.json"
+    return str(json.loads(meta.read_text())["version"])
 
 
 @functools.cache

@@ -19,7 +19,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S = REPO_ROOT / "k8s"
 SCRIPTS = REPO_ROOT / "scripts"
 OVERLAYS = ("local", "dev", "stage", "prod")
-COMPONENTS = ("canary", "grpc", "gpu", "pull-secret")
+COMPONENTS = ("canary", "grpc", "gpu", "pull-secret", "custom-container")
 RENDER_TIMEOUT_S = 60
 
 Doc = dict[str, Any]

@@ -14,9 +14,14 @@ from tests.k8s.manifests import RenderError, render, render_dir
 ISVC = "InferenceService"
 
 
+#: The fault tests of the predictor's container run on the custom-container form (the
+#: container is in the InferenceService); test_runtime_form_faults.py breaks the runtime form.
+CUSTOM = ("custom-container",)
+
+
 @pytest.fixture(scope="module")
 def local():
-    return render("local")
+    return render("local", CUSTOM)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +124,7 @@ def _set_probe_path(path):
             ),
             "CIRCLE_DETECTOR_GRPC_PROT is no setting",
         ),
-        (lambda d: _model_container(d)["env"].pop(0), "PROTOCOL is not v2"),
+        (lambda d: _set_env(_model_container(d), "PROTOCOL", "v1"), "PROTOCOL is not v2"),
         (lambda d: _predictor(d).update(minReplicas=1), "scale to zero"),
         (lambda d: _model_container(d).update(imagePullPolicy="Always"), "IfNotPresent"),
         (lambda d: _model_container(d)["resources"].pop("limits"), "limits.cpu"),
@@ -174,7 +179,7 @@ def test_model_check_catches(local, bento, change, fragment):
 
 
 def test_grpc_variant_must_match_the_bentos_grpc_port(bento):
-    docs = render("local", ("grpc",))
+    docs = render("local", ("grpc", *CUSTOM))
     assert checks.check_model(docs, bento) == []
     broken = checks.mutated(
         docs, ISVC, lambda d: _model_container(d)["ports"][0].update(containerPort=9000)
@@ -297,7 +302,7 @@ def test_backend_check_catches_a_readiness_tied_to_a_sleeping_model(local, backe
 
 
 def test_grpc_variant_must_keep_http_off_the_grpc_port(bento):
-    docs = render("local", ("grpc",))
+    docs = render("local", ("grpc", *CUSTOM))
 
     def same_port(d):
         _model_container(d)["command"][-1] = str(bento.grpc_port)
@@ -323,7 +328,7 @@ def test_api_key_check_catches_open_writes_and_literal_keys(prod, local):
 
 
 def test_grpc_variant_readiness_keeps_knatives_aggressive_probing(bento):
-    docs = render("local", ("grpc",))
+    docs = render("local", ("grpc", *CUSTOM))
     broken = checks.mutated(
         docs, ISVC, lambda d: _model_container(d)["readinessProbe"].update(periodSeconds=5)
     )

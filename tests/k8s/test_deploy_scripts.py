@@ -147,7 +147,7 @@ def test_deploy_prod_with_its_secrets_and_a_canary(cluster):
     applied = _docs(cluster.dir / "applied.yaml")
     isvc = next(d for d in applied if d["kind"] == "InferenceService")
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    assert isvc["spec"]["predictor"]["containers"][0]["image"] == image
+    assert isvc["spec"]["predictor"]["model"]["image"] == image
 
 
 def test_dry_run_asks_the_api_server_and_changes_nothing(cluster):

@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 
 from tests.k8s import checks
 from tests.k8s.manifests import REPO_ROOT, one, render
+from tests.k8s.predictor import predictor
 
 DOCKER = REPO_ROOT / "docker"
 BACKEND_REQUIREMENTS = DOCKER / "backend-requirements.txt"
@@ -158,11 +159,12 @@ def test_backend_dockerfile_matches_the_deployment(local, backend):
     assert (REPO_ROOT / "backend" / "__main__.py").exists()
 
 
-def test_bento_dockerfile_matches_the_inference_service(local, bento):
+@pytest.mark.parametrize("components", [(), ("custom-container",)], ids=["runtime", "custom"])
+def test_bento_dockerfile_matches_the_inference_service(components, bento):
     ins = _instructions(DOCKER / "bento.Dockerfile")
     env = _env(ins)
-    isvc = one(local, checks.ISVC)
-    container = isvc["spec"]["predictor"]["containers"][0]
+    docs = render("local", components)
+    container = predictor(one(docs, checks.ISVC), docs).container
     port = container["ports"][0]["containerPort"]
     exposed = {int(p) for p in _last(ins, "EXPOSE").split()}
     assert int(env["PORT"]) == port and {port, bento.grpc_port} <= exposed
@@ -173,7 +175,10 @@ def test_bento_dockerfile_matches_the_inference_service(local, bento):
     from bentoml._internal.container.generate import BENTO_UID_GID
 
     assert uid == BENTO_UID_GID
-    assert _last(ins, "CMD") == json.dumps(checks.LAUNCHER)
+    # The launcher is the ENTRYPOINT: the runtime's `args` (no command) go to it.
+    assert _last(ins, "ENTRYPOINT") == json.dumps(checks.LAUNCHER)
+    assert _last(ins, "CMD") == "[]"
+    assert "command" not in container or container["command"][:3] == checks.LAUNCHER
     assert "PYTHONPATH" in env and env["PYTHONPATH"].endswith("/bento/src")
 
 

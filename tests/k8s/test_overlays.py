@@ -27,6 +27,8 @@ def test_variant_passes_every_check(overlay, components, bento, backend, kuberne
         + checks.check_namespaces_and_labels(docs)
         + checks.check_references(docs)
         + checks.check_model(docs, bento)
+        + checks.check_runtime(docs, bento)
+        + checks.check_storage(docs, local=overlay == "local")
         + checks.check_backend(docs, backend, bento.model_name)
         + checks.check_routing(docs, backend, tls=ha)
         + checks.check_api_key(docs, public=overlay != "local")
@@ -36,6 +38,16 @@ def test_variant_passes_every_check(overlay, components, bento, backend, kuberne
         + (checks.check_high_availability(docs) if ha else [])
     )
     assert problems == []
+
+
+@pytest.mark.parametrize(("overlay", "components"), VARIANTS, ids=IDS)
+def test_launcher_takes_the_arguments_kserve_passes(overlay, components, bento):
+    """KServe's runtime arguments (--model_name, --model_dir, --http_port, --grpc_port) and the
+    predictor's command are options of bentos/circle_detector/standalone.py's build_parser()."""
+    missing = contracts.missing_kserve_options()
+    if missing:
+        pytest.skip(f"the launcher has no {', '.join(missing)} yet (KServe's runtime contract)")
+    assert checks.check_launcher_args(render(overlay, components), bento.launcher_options) == []
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -71,17 +83,36 @@ def test_variants_change_what_they_say():
     canary = one(render("prod", ("canary",)), "InferenceService")["spec"]["predictor"]
     assert 0 < canary["canaryTrafficPercent"] < 100
     gpu = one(render("prod", ("gpu",)), "InferenceService")["spec"]["predictor"]
-    limits = gpu["containers"][0]["resources"]["limits"]
+    limits = gpu["model"]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] == "1"
     assert any(t["key"] == "nvidia.com/gpu" for t in gpu["tolerations"])
     docs = render("prod", ("grpc",))
-    grpc = one(docs, "InferenceService")["spec"]["predictor"]["containers"][0]
-    assert grpc["ports"][0]["name"] == "h2c"
+    grpc = one(docs, "InferenceService")["spec"]["predictor"]["model"]
+    assert grpc["ports"][0]["name"] == "h2c" and grpc["protocolVersion"] == "grpc-v2"
+    assert grpc["runtime"] == "circle-detector-bento-grpc"
     backend_cm = next(d for d in docs if d["kind"] == "ConfigMap")
     assert backend_cm["data"]["MODEL_PROTOCOL"] == "grpc"
     accounts = [d for d in render("prod", ("pull-secret",)) if d["kind"] == "ServiceAccount"]
     assert len(accounts) == 2
     assert all(a["imagePullSecrets"] == [{"name": "circle-detector-registry"}] for a in accounts)
+
+
+def test_runtime_form_and_custom_container_form():
+    """By default the predictor names the model format and where the exported model lies (a PVC
+    on kind, object storage elsewhere) and KServe's runtime supplies the container; with
+    custom-container the image carries the model and the predictor its own container."""
+    for overlay in OVERLAYS:
+        docs = render(overlay)
+        model = one(docs, "InferenceService")["spec"]["predictor"]["model"]
+        assert model["modelFormat"] == {"name": "circle-detector"}
+        assert model["protocolVersion"] == "v2"
+        scheme = model["storageUri"].split("://")[0]
+        assert scheme == ("pvc" if overlay == "local" else "s3"), model["storageUri"]
+        runtime = one(docs, "ClusterServingRuntime", "circle-detector-bento")
+        assert "namespace" not in runtime["metadata"]
+        pred = one(render(overlay, ("custom-container",)), "InferenceService")["spec"]["predictor"]
+        assert "model" not in pred and len(pred["containers"]) == 1
+        assert "storageUri" not in pred["containers"][0]
 
 
 def test_local_and_dev_have_no_gateway_of_their_own_stage_and_prod_one_for_their_host():
@@ -115,6 +146,10 @@ def test_render_options_override_images_and_canary_share():
     )
     pred = one(docs, "InferenceService")["spec"]["predictor"]
     assert pred["canaryTrafficPercent"] == 25
-    assert pred["containers"][0]["image"].endswith("bento:0.2.0")
+    assert pred["model"]["image"].endswith("bento:0.2.0")
+    custom = render("dev", ("custom-container",), "--bento-image", "r.example.com/bento:0.3.0")
+    assert one(custom, "InferenceService")["spec"]["predictor"]["containers"][0]["image"] == (
+        "r.example.com/bento:0.3.0"
+    )
     dep = one(docs, "Deployment")
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"].endswith("backend:0.2.0")
