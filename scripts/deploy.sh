@@ -27,7 +27,10 @@ Before dev/stage/prod: the Secret circle-detector-api-key (key api-key) must exi
 overlay's namespace; before stage/prod also the Secret circle-detector-db (key database-url) there,
 and the TLS Secret circle-detector-tls in istio-system (see k8s/README.md); with
 --with pull-secret the Secret circle-detector-registry. The script stops with the command to
-create whichever is missing. It also stops unless the cluster has Istio 1.22 or later (the
+create whichever is missing. The model (the runtime form): local needs the PVC
+circle-detector-models (scripts/load-model-pvc.sh), dev/stage/prod the Secret
+circle-detector-s3 (see k8s/components/s3-model). It also stops unless the cluster has Istio
+1.22 or later (the
 manifests use networking.istio.io/v1) and, with --with gpu, Knative's
 kubernetes.podspec-nodeselector and kubernetes.podspec-tolerations features enabled.
 
@@ -111,6 +114,22 @@ if grep -q 'name: circle-detector-api-key' "$manifests" && ((dry_run == 0)); the
   k -n "$ns" get secret circle-detector-api-key >/dev/null 2>&1 || die "Secret circle-detector-api-key missing in $ns:
   kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
   kubectl -n $ns create secret generic circle-detector-api-key --from-literal=api-key=\"\$(openssl rand -hex 32)\""
+fi
+# The model's storage (the runtime form): KServe's ServingRuntime CRDs, then the PVC on kind
+# (scripts/load-model-pvc.sh fills it) or the S3 credentials Secret the ServiceAccount lists.
+if grep -q '^kind: ClusterServingRuntime$' "$manifests"; then
+  k get crd clusterservingruntimes.serving.kserve.io >/dev/null 2>&1 ||
+    die "KServe's ClusterServingRuntime CRD is missing (KServe 0.14 installs it; scripts/kind-up.sh)"
+fi
+model_pvc="$(sed -n 's#^ *storageUri: pvc://\([^/]*\)/.*#\1#p' "$manifests" | head -n 1)"
+if [[ -n "$model_pvc" ]] && ((dry_run == 0)); then
+  k -n "$ns" get pvc "$model_pvc" >/dev/null 2>&1 || die "the model's PersistentVolumeClaim $model_pvc is missing in $ns:
+  scripts/load-model-pvc.sh $overlay   (creates it and copies the exported model into it)"
+fi
+if grep -q 'name: circle-detector-s3' "$manifests" && ((dry_run == 0)); then
+  k -n "$ns" get secret circle-detector-s3 >/dev/null 2>&1 || die "Secret circle-detector-s3 missing in $ns (the model's S3 credentials):
+  kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n $ns create secret generic circle-detector-s3 --from-literal=AWS_ACCESS_KEY_ID=... --from-literal=AWS_SECRET_ACCESS_KEY=..."
 fi
 if grep -q 'credentialName: circle-detector-tls' "$manifests"; then
   k -n istio-system get secret circle-detector-tls >/dev/null 2>&1 || die "TLS Secret missing:

@@ -27,6 +27,9 @@ case "$args" in
     for c in $FAKE_STORAGE_CLASSES; do [[ "$args" == *" $c "* ]] && exit 0; done
     echo "Error from server (NotFound): storageclasses not found" >&2; exit 1 ;;
   *" get configmap config-features "*) printf '%s' "$FAKE_FEATURE"; exit 0 ;;
+  *" get pvc "*)
+    for s in $FAKE_PVCS; do [[ "$args" == *" $s "* ]] && exit 0; done
+    echo "Error from server (NotFound): persistentvolumeclaims not found" >&2; exit 1 ;;
   *" get secret "*)
     for s in $FAKE_SECRETS; do [[ "$args" == *" $s "* ]] && exit 0; done
     echo "Error from server (NotFound): secrets not found" >&2; exit 1 ;;
@@ -54,6 +57,7 @@ def cluster(tmp_path: Path):
         istio: str = "v1alpha3 v1beta1 v1",
         classes: str = "efs-sc",
         feature: str = "enabled",
+        pvcs: str = "circle-detector-models",
     ) -> subprocess.CompletedProcess[str]:
         env = {
             **os.environ,
@@ -63,6 +67,7 @@ def cluster(tmp_path: Path):
             "FAKE_ISTIO_VERSIONS": istio,
             "FAKE_STORAGE_CLASSES": classes,
             "FAKE_FEATURE": feature,
+            "FAKE_PVCS": pvcs,
         }
         return subprocess.run(
             ["bash", str(SCRIPTS / script), *args],
@@ -123,7 +128,7 @@ def test_deploy_prod_stops_without_the_tls_secret(cluster):
         "prod",
         "--storage-class",
         "efs-sc",
-        secrets="circle-detector-db circle-detector-api-key",
+        secrets="circle-detector-db circle-detector-api-key circle-detector-s3",
     )
     assert result.returncode != 0
     assert "create secret tls circle-detector-tls" in result.stderr
@@ -141,7 +146,7 @@ def test_deploy_prod_with_its_secrets_and_a_canary(cluster):
         image,
         "--storage-class",
         "efs-sc",
-        secrets="circle-detector-db circle-detector-tls circle-detector-api-key",
+        secrets="circle-detector-db circle-detector-tls circle-detector-api-key circle-detector-s3",
     )
     assert result.returncode == 0, result.stderr
     applied = _docs(cluster.dir / "applied.yaml")
@@ -168,7 +173,26 @@ def test_teardown_deletes_the_overlay_or_keeps_its_data(cluster):
     assert {"Deployment", "InferenceService", "Service"} <= kinds
 
 
-ALL_SECRETS = "circle-detector-db circle-detector-tls circle-detector-api-key"
+ALL_SECRETS = "circle-detector-db circle-detector-tls circle-detector-api-key circle-detector-s3"
+
+
+def test_deploy_local_stops_without_the_model_pvc(cluster):
+    result = cluster("deploy.sh", "local", pvcs="")
+    assert result.returncode != 0
+    assert "circle-detector-models is missing" in result.stderr
+    assert "scripts/load-model-pvc.sh local" in result.stderr
+    assert not (cluster.dir / "applied.yaml").exists()
+    # The custom-container form carries the model in its image: no PVC asked for.
+    assert cluster("deploy.sh", "local", "--with", "custom-container", pvcs="").returncode == 0
+
+
+def test_deploy_dev_stops_without_the_models_s3_secret(cluster):
+    result = cluster("deploy.sh", "dev", secrets="circle-detector-api-key")
+    assert result.returncode != 0
+    assert "create secret generic circle-detector-s3" in result.stderr
+    assert "AWS_ACCESS_KEY_ID" in result.stderr
+    ok = cluster("deploy.sh", "dev", secrets="circle-detector-api-key circle-detector-s3")
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_deploy_stage_stops_while_the_rwx_storage_class_is_the_placeholder(cluster):
