@@ -312,11 +312,21 @@ CASES: dict[str, Callable[[BentoServer], list[str]]] = {
 
 
 def wait_steady(server: BentoServer, timeout_s: float = 60) -> None:
-    """Wait for the full-size warm-up, after which the idle RSS is the steady one."""
+    """Wait for the full-size warm-up, after which the idle RSS is the steady one: its log
+    line (the launcher logs it; BentoML's worker hides INFO lines), or RSS unchanged within
+    2 MB over 3 s."""
+    pid = worker_pid(server)
     deadline = time.monotonic() + timeout_s
+    last, since = rss(pid), time.monotonic()
     while FULL_WARM_UP_LOG not in server.log_tail(1 << 20):
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > deadline:
             raise TimeoutError(f"no full-size warm-up after {timeout_s} s:\n{server.log_tail()}")
+        current = rss(pid)
+        if abs(current - last) > 2 * MIB:
+            last, since = current, now
+        elif now - since > 3:
+            return
         time.sleep(0.1)
 
 
