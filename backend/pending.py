@@ -5,11 +5,14 @@ asks the model server whether it is ready and, once it is, drains the backlog wi
 PENDING_RETRY_CONCURRENCY workers. A worker whose image comes back pending (the model went
 away again) stops the drain; the loop then backs off, doubling up to PENDING_RETRY_INTERVAL_S.
 
-Claims. An image is claimed by a compare-and-set on its `error` column: the claim writes a
-marker ("background retry running (worker, since ...)") only where `error` still holds what was
-read, so of two replicas (or two workers) exactly one wins, on SQLite and PostgreSQL alike.
-A marked image is not claimable again until the claim's lease has passed (a worker killed
-mid-claim), nor is an upload still in its first detection (no error yet) until it is stale.
+Claims. A claim writes a marker ("background retry running (worker, since ...)") into the
+image's `error` column. On PostgreSQL (several replicas) the next claimable row is picked and
+marked in one short transaction with `SELECT ... FOR UPDATE SKIP LOCKED`: replicas never wait
+for each other and never pick the same row. On SQLite (one process) a compare-and-set on
+`error` does it: the marker is written only where `error` still holds what was read, so of two
+workers exactly one wins. A marked image is not claimable again until the claim's lease has
+passed (a replica killed mid-detection: the survivor takes it over), nor is an upload still in
+its first detection (no error yet) until it is stale.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tortoise.expressions import Q
+from tortoise.transactions import in_transaction
 
 from backend.errors import APIError
 from backend.inference import InferenceError
@@ -49,6 +53,8 @@ class PendingRetry:
         self._inflight: set[uuid.UUID] = set()
         self._buffer: list[Image] = []
         self._lock = asyncio.Lock()
+        #: Images this process has claimed (logged; the replica tests count them).
+        self.claims = 0
 
     @property
     def lease_s(self) -> float:
@@ -69,23 +75,47 @@ class PendingRetry:
             query = query.exclude(id__in=list(self._inflight))
         return await query.exists()
 
-    async def _claim(self, image: Image) -> bool:
-        """Compare-and-set on `error`: True when this worker now owns `image`."""
+    def _marker(self, image: Image) -> tuple[str, datetime]:
         now = datetime.now(UTC)
         before = image.error or "no error yet"
         if before.startswith(CLAIM_PREFIX) and _BEFORE in before:
             before = before.split(_BEFORE, 1)[1]  # an expired claim: keep the real reason
         marker = f"{CLAIM_PREFIX} ({self.worker}, since {now.isoformat()}){_BEFORE}{before}"
+        return marker[:2000], now
+
+    async def _claim(self, image: Image) -> bool:
+        """Compare-and-set on `error`: True when this worker now owns `image`."""
+        marker, now = self._marker(image)
         seen = Q(error=image.error) if image.error is not None else Q(error__isnull=True)
         won = await Image.filter(seen, id=image.id, status=ImageStatus.PENDING).update(
-            error=marker[:2000], updated_at=now
+            error=marker, updated_at=now
         )
         if won:
-            image.error = marker[:2000]
+            image.error = marker
         return bool(won)
+
+    async def _claim_locked(self) -> Image | None:
+        """PostgreSQL: lock the oldest claimable row no one else holds, mark it, commit."""
+        async with in_transaction() as conn:
+            query = Image.filter(self._claimable()).using_db(conn)
+            if self._inflight:
+                query = query.exclude(id__in=list(self._inflight))
+            image = await query.order_by("updated_at").select_for_update(skip_locked=True).first()
+            if image is None:
+                return None
+            marker, now = self._marker(image)
+            await Image.filter(id=image.id).using_db(conn).update(error=marker, updated_at=now)
+            image.error = marker
+        self.claims += 1
+        return image
 
     async def _next(self) -> Image | None:
         """The next image this process claims, oldest first; None when none is left."""
+        if self.settings.dialect == "postgres":
+            image = await self._claim_locked()
+            if image is not None:
+                self._inflight.add(image.id)
+            return image
         async with self._lock:
             while True:
                 if not self._buffer:
@@ -99,6 +129,7 @@ class PendingRetry:
                 image = self._buffer.pop(0)
                 if image.id not in self._inflight and await self._claim(image):
                     self._inflight.add(image.id)
+                    self.claims += 1
                     return image
 
     async def drain(self) -> tuple[int, bool]:
@@ -159,7 +190,12 @@ async def retry_pending_forever(service: ImageService) -> None:
             waiting_reason = ""
             done, interrupted = await retry.drain()
             if done:
-                log.info("background retry detected %d pending image(s)", done)
+                log.info(
+                    "background retry detected %d pending image(s) (worker %s, %d claims)",
+                    done,
+                    retry.worker,
+                    retry.claims,
+                )
             delay = (
                 min(max(delay, s.pending_retry_poll_s) * 2, s.pending_retry_interval_s)
                 if interrupted

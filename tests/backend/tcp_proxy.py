@@ -54,9 +54,12 @@ class TcpProxy:
             writer.transport.abort()  # RST: the client sees the connection die at once
         self._writers.clear()
 
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(*self.target)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            up_reader, up_writer = await self._open_upstream()
         except OSError:
             writer.transport.abort()
             return
@@ -73,4 +76,29 @@ class TcpProxy:
         finally:
             self._writers.discard(writer)
             with contextlib.suppress(Exception):
-                writer.transport.abort()
+                writer.close()  # flushes what is buffered (abort would drop a response's tail)
+
+
+class RoundRobinProxy(TcpProxy):
+    """A load balancer in front of several replicas: each new connection goes to the next
+    target, skipping any that refuses (a killed replica), like a Service with its endpoints."""
+
+    def __init__(self, targets: list[tuple[str, int]]) -> None:
+        super().__init__(*targets[0])
+        self.targets = targets
+        self.connections = [0] * len(targets)
+        self.refused: list[tuple[int, str]] = []
+        self._next = 0
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        start, count = self._next, len(self.targets)
+        self._next = (start + 1) % count
+        for index in [(start + k) % count for k in range(count)]:  # local: other handlers run
+            try:
+                opened = await asyncio.open_connection(*self.targets[index])
+            except OSError as exc:
+                self.refused.append((index, repr(exc)))
+                continue
+            self.connections[index] += 1
+            return opened
+        raise ConnectionRefusedError("no replica accepts connections")

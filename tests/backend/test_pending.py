@@ -164,7 +164,7 @@ def test_a_misconfiguration_shows_in_readiness_that_does_not_call_the_model(mode
 
 def test_two_replicas_never_detect_one_image_twice(model, tmp_path, postgres_database_factory):
     """Two backends on one PostgreSQL database and storage drain a backlog of 30: exactly 30
-    infer calls (claims are compare-and-set; SQLite is for a single replica)."""
+    infer calls (claims by row locks, FOR UPDATE SKIP LOCKED; SQLite is for one replica)."""
     model.mode = 503
     env = {
         **RETRY_ENV,
