@@ -273,6 +273,22 @@ def grpc_typed_4x(server: BentoServer) -> list[str]:
     return out
 
 
+def grpc_raw_4x(server: BentoServer) -> list[str]:
+    """Four legitimate 48 MiB ModelInfer calls: a 4096 x 4096 RGB image as raw UINT8 through
+    tritonclient's gRPC client (parsed and inferred: memory must come back after each)."""
+    import tritonclient.grpc as grpcclient
+
+    pixels = circles_image(4096, 4096, 5, channels=3)[None]
+    out = []
+    with grpcclient.InferenceServerClient(server.grpc_url) as client:
+        for _ in range(4):
+            tensor = grpcclient.InferInput("image", list(pixels.shape), "UINT8")
+            tensor.set_data_from_numpy(pixels)
+            result = client.infer("circle-detector", [tensor], client_timeout=300)
+            out.append(f"OK {int(result.as_numpy('num_detections')[0])} circles")
+    return out
+
+
 def concurrent_jpegs(server: BentoServer, count: int = 16, side: int = 4096) -> list[str]:
     """`count` concurrent 4096 x 4096 JPEG infers with tritonclient's HTTP binary tensors."""
     jpeg = encode(circles_image(side, side, 7, channels=3), "JPEG")
@@ -306,6 +322,7 @@ CASES: dict[str, Callable[[BentoServer], list[str]]] = {
     "gzip bomb 200 MiB": gzip_bomb,
     "binary 64 MiB 1-byte": binary_tiny_bytes,
     "grpc 4x60 MiB typed": grpc_typed_4x,
+    "grpc 4x48 MiB raw RGB": grpc_raw_4x,
     "16 x 4096^2 JPEG": concurrent_jpegs,
     "16 x 4096^2 JPEG again": concurrent_jpegs,
 }
