@@ -16,8 +16,8 @@ export BENTOML_HOME="${BENTOML_HOME:-$ROOT/.bentoml}"
 
 usage() {
   cat <<USAGE
-Usage: scripts/build-images.sh [--engine docker|podman|buildah] [--offline] [--only bento|backend]
-                               [--kind-load] [--print-images] [--help]
+Usage: scripts/build-images.sh [--engine docker|podman|buildah] [--offline | --local-base]
+                               [--only bento|backend] [--kind-load] [--print-images] [--help]
 
 Builds two images:
   the Bento    ${BENTO_IMAGE}
@@ -29,6 +29,11 @@ Builds two images:
   --engine E      docker (default when on PATH), podman or buildah (--isolation chroot)
   --offline       no registry: base image from scripts/container-base.sh, every Python
                   package from a wheelhouse built here first (pip wheel), nothing pulled
+  --local-base    no registry, but a package index: the real 'bentoml containerize' on the
+                  base image of scripts/container-base.sh (build argument BASE_IMAGE of
+                  docker/bento.containerize.j2); the packages come from the index, with this
+                  machine's CA bundle (SSL_CERT_FILE/PIP_CERT, mounted for the build only) and
+                  pip's index settings passed on (podman/buildah)
   --only X        build only the bento or only the backend image
   --kind-load     then load both into the kind cluster '${KIND_CLUSTER_NAME}'
                   (docker: kind load docker-image; podman/buildah: an image archive)
@@ -53,13 +58,14 @@ Environment (defaults):
 USAGE
 }
 
-engine="" offline=0 only="" kind_load=0
+engine="" offline=0 only="" kind_load=0 local_base=0
 while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --print-images) printf '%s\n%s\n' "$BENTO_IMAGE" "$BACKEND_IMAGE"; exit 0 ;;
     --engine) engine="${2:?--engine needs a value}"; shift 2 ;;
     --offline) offline=1; shift ;;
+    --local-base) local_base=1; shift ;;
     --only) only="${2:?--only needs a value}"; shift 2 ;;
     --kind-load) kind_load=1; shift ;;
     *) usage >&2; die "unknown argument: $1" ;;
@@ -74,7 +80,8 @@ case "$engine" in
   *) die "unknown engine '$engine' (docker, podman or buildah)" ;;
 esac
 ((kind_load)) && need kind "https://kind.sigs.k8s.io/docs/user/quick-start/#installation"
-if ((offline)); then
+((offline && local_base)) && die "--offline or --local-base, not both"
+if ((offline || local_base)); then
   BASE_IMAGE="${BASE_IMAGE:-localhost/circle-base:bookworm}"
   [[ "$engine" != docker ]] || die "--offline builds with podman or buildah (local base image)"
   podman image exists "$BASE_IMAGE" 2>/dev/null ||
@@ -130,8 +137,36 @@ print(*{m["tag"] for s in b.get("services", []) for m in s.get("models", [])})' 
     wheelhouse "$ctx/wheels" -r "$ctx/requirements.offline.txt"
     build_image "$ROOT/docker/bento.Dockerfile" "$ctx" "$BENTO_IMAGE"
   else
-    "$ROOT/.venv/bin/bentoml" containerize "$BENTO_TAG" --backend "$engine" --image-tag "$BENTO_IMAGE"
+    containerize
   fi
+}
+
+# containerize: `bentoml containerize` with the base image as a build argument and, for podman and
+# buildah, this machine's CA bundle and package index carried into the build (not the image).
+containerize() {
+  local opts=(--opt "build-arg=BASE_IMAGE=$BASE_IMAGE") ca="${SSL_CERT_FILE:-${PIP_CERT:-}}" url
+  if [[ "$engine" != docker ]]; then
+    opts+=(--opt isolation=chroot)
+    if [[ -n "$ca" && -f "$ca" ]]; then
+      opts+=(--opt "volume=$ca:/run/host-ca/ca-certificates.crt:ro")
+      for var in SSL_CERT_FILE PIP_CERT; do
+        opts+=(--opt "build-arg=$var=/run/host-ca/ca-certificates.crt")
+      done
+    fi
+    # pip's index (uv, which installs the Bento's requirements, reads UV_INDEX_URL); file://
+    # indexes are this machine's disk, not the build's: left out.
+    url="$("$PY" -m pip config get global.index-url 2>/dev/null || true)"
+    url="${PIP_INDEX_URL:-$url}"
+    if [[ "$url" == http* ]]; then
+      opts+=(--opt "build-arg=PIP_INDEX_URL=$url" --opt "build-arg=UV_INDEX_URL=$url")
+    fi
+  fi
+  # BentoML 1.4.38 renders the dockerfile_template from a temporary copy of the Bento and
+  # refuses any file outside the working directory ("Accessing file outside of current working
+  # directory is not allowed: /tmp/tmp.../env/docker/Dockerfile.template"): run it from there.
+  (cd "$("$PY" -c 'import tempfile; print(tempfile.gettempdir())')" &&
+    "$ROOT/.venv/bin/bentoml" containerize "$BENTO_TAG" --backend "$engine" \
+      --image-tag "$BENTO_IMAGE" "${opts[@]}")
 }
 
 build_backend() {

@@ -6,6 +6,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 ROOT="$(repo_root)"
 POD="${CONTAINER_POD:-circle-detector-test}"
 RUNTIME="${CONTAINER_RUNTIME:-runc}"
+# 1: also build the Bento with the real `bentoml containerize` (needs a package index) and test it.
+CONTAINERIZE="${CONTAINERIZE:-1}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-180}"
 KEEP="${KEEP_CONTAINERS:-0}"
 
@@ -36,6 +38,10 @@ The container, for real, with the tools that work without a Docker engine or a r
      --http_port=8080, PORT=8080, uid 1034), the exported model (circle_detector.onnx + .json)
      mounted read-only at /mnt/models, and the V2 REST + gRPC tests against it (skipped, with
      the reason, while the launcher lacks KServe's options)
+  8. (CONTAINERIZE=1) the Bento image again with the real 'bentoml containerize --backend buildah'
+     (scripts/build-images.sh --local-base: the local base image, this machine's CA bundle and
+     package index; Python packages from the index), run as the custom container and, with
+     KServe's options, as the runtime, and the same V2 REST + gRPC tests against it
 Prints how long each step took. Not part of 'make test' (minutes, needs root). Installs podman,
 buildah, runc and debootstrap with apt-get when they are missing.
 
@@ -46,6 +52,7 @@ Environment (defaults):
   CONTAINER_RUNTIME  ${RUNTIME} (OCI runtime for podman)
   READY_TIMEOUT_S    ${READY_TIMEOUT_S} (wait for each container)
   KEEP_CONTAINERS    ${KEEP} (1: leave the pod running afterwards)
+  CONTAINERIZE       ${CONTAINERIZE} (0: skip step 8, e.g. with no package index reachable)
   and those of scripts/build-images.sh (image names, BUILD_DIR)
 USAGE
 }
@@ -87,7 +94,7 @@ models="$data/models"
 cleanup() {
   stop_bg
   if [[ "$KEEP" != 1 ]]; then
-    podman pod rm -f "$POD" "$POD-grpc" "$POD-kserve" >/dev/null 2>&1 || true
+    podman pod rm -f "$POD" "$POD-grpc" "$POD-kserve" "$POD-cz" >/dev/null 2>&1 || true
     rm -rf "$data"
   fi
   rm -f "$conf"
@@ -118,6 +125,7 @@ free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 http_port="$(free_port)" grpc_port="$(free_port)" backend_port="$(free_port)"
 http2_port="$(free_port)" grpc2_port="$(free_port)"
 http3_port="$(free_port)" grpc3_port="$(free_port)"
+http4_port="$(free_port)" grpc4_port="$(free_port)"
 
 # wait_http URL CONTAINER: until URL answers 200, the container dies, or the time is up.
 wait_http() {
@@ -225,20 +233,58 @@ run_kserve_tests() {
     tests/bentos/circle_detector/test_rest_tritonclient.py \
     tests/bentos/circle_detector/test_grpc_tritonclient.py
 }
-if podman run --rm --entrypoint python "$BENTO_IMAGE" -m bentos.circle_detector.standalone --help |
-  grep -q -- '--model_name'; then
+# has_kserve_options IMAGE: the image's launcher takes KServe's arguments.
+has_kserve_options() {
+  podman run --rm --entrypoint python "$1" -m bentos.circle_detector.standalone --help |
+    grep -q -- '--model_name'
+}
+if has_kserve_options "$BENTO_IMAGE"; then
   step kserve-runtime-start start_kserve_pod
   step kserve-runtime-tests run_kserve_tests
 else
   log "skipped kserve-runtime: the image's launcher has no --model_name yet (KServe's arguments)"
 fi
 
+# The real `bentoml containerize` image, started both ways (custom container; KServe runtime).
+CZ_IMAGE="${BENTO_IMAGE%:*}-containerize:${BENTO_IMAGE##*:}"
+build_containerize() {
+  BENTO_IMAGE="$CZ_IMAGE" "$ROOT/scripts/build-images.sh" --engine buildah --local-base --only bento
+}
+start_cz_pod() {
+  local args form="--with custom-container"
+  has_kserve_options "$CZ_IMAGE" && form=""
+  mkdir -p "$models"
+  cp "$ROOT"/bentos/circle_detector/model/weights/circle_detector.{onnx,json} "$models/"
+  chmod -R a+rX "$models"
+  podman pod rm -f "$POD-cz" >/dev/null 2>&1 || true
+  podman pod create --name "$POD-cz" -p "127.0.0.1:$http4_port:8080" \
+    -p "127.0.0.1:$grpc4_port:8081" >/dev/null
+  # shellcheck disable=SC2086
+  mapfile -t args < <(BENTO_IMAGE="$CZ_IMAGE" bento_args local $form)
+  podman run -d --pod "$POD-cz" --name "$POD-cz-bento" "${args[@]}" >/dev/null
+  wait_http "http://127.0.0.1:$http4_port/v2/health/ready" "$POD-cz-bento"
+}
+run_cz_tests() {
+  CONTAINER_BENTO_HTTP="127.0.0.1:$http4_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc4_port" \
+    CONTAINER_BENTO_NAME="$POD-cz-bento" \
+    "$PY" -m pytest -p tests.k8s.container_plugin -p no:cacheprovider -q \
+    tests/bentos/circle_detector/test_rest_tritonclient.py \
+    tests/bentos/circle_detector/test_grpc_tritonclient.py
+}
+if [[ "$CONTAINERIZE" == 1 ]]; then
+  ((skip_build)) || step containerize-image build_containerize
+  step containerize-start start_cz_pod
+  step containerize-tests run_cz_tests
+fi
+
 bento_bytes="$(podman image inspect -f '{{.Size}}' "$BENTO_IMAGE")"
+[[ "$CONTAINERIZE" == 1 ]] && log "images: $(($(podman image inspect -f '{{.Size}}' "$CZ_IMAGE") / 1000000)) MB $CZ_IMAGE (bentoml containerize)"
 log "images: $((bento_bytes / 1000000)) MB $BENTO_IMAGE (target: at most 600 MB)," \
   "$(($(podman image inspect -f '{{.Size}}' "$BACKEND_IMAGE") / 1000000)) MB $BACKEND_IMAGE"
 ((bento_bytes <= 600000000)) || log "warning: the Bento image is over its 600 MB target"
 for name in base-image bento-image backend-image no-torch start-and-ready tests smoke-test-script \
-  grpc-variant-start grpc-variant-tests kserve-runtime-start kserve-runtime-tests; do
+  grpc-variant-start grpc-variant-tests kserve-runtime-start kserve-runtime-tests \
+  containerize-image containerize-start containerize-tests; do
   [[ -n "${took[$name]:-}" ]] && log "took $name: ${took[$name]} s"
 done
 log "container test passed in ${SECONDS} s"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 import tomllib
@@ -115,7 +116,11 @@ def test_backend_requirements_match_pyproject():
 
 
 def _instructions(dockerfile: Path) -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", dockerfile.read_text())
+    return _parse(dockerfile.read_text())
+
+
+def _parse(text: str) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", text)
     out = []
     for line in text.splitlines():
         line = line.strip()
@@ -187,3 +192,60 @@ def test_base_image_is_an_argument_with_a_public_default():
         ins = _instructions(DOCKER / name)
         assert ins[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
         assert ins[1] == ("FROM", "${BASE_IMAGE}")
+
+
+def _containerize_dockerfile(tmp_path: Path, buildkit: bool = False) -> str:
+    """The Dockerfile `bentoml containerize` renders for this bentofile (BentoML's own code,
+    rendered from a Bento-like folder as containerize does; nothing is built)."""
+    import yaml
+    from bentoml._internal.bento.build_config import BentoBuildConfig
+    from bentoml._internal.container.generate import generate_containerfile
+
+    config = BentoBuildConfig.from_yaml((REPO_ROOT / "bentofile.yaml").open()).with_defaults()
+    bento = tmp_path / "bento"
+    (bento / "env/docker").mkdir(parents=True)
+    (bento / "env/python").mkdir(parents=True)
+    (bento / "env/python/requirements.txt").write_text("\n".join(config.python.packages))
+    template = REPO_ROOT / config.docker.dockerfile_template
+    (bento / "env/docker/Dockerfile.template").write_text(template.read_text())
+    attrs = {**yaml.safe_load(yaml.safe_dump(config.docker.to_dict()))}
+    attrs["dockerfile_template"] = "env/docker/Dockerfile.template"
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # BentoML refuses a template outside the working directory
+    try:
+        return generate_containerfile(
+            docker=type(config.docker)(**attrs),
+            build_ctx=str(bento),
+            conda=config.conda,
+            bento_fs=bento,
+            enable_buildkit=buildkit,
+            add_header=False,
+        )
+    finally:
+        os.chdir(cwd)
+
+
+def test_containerize_builds_what_the_dockerfile_builds(tmp_path):
+    """docker/bento.Dockerfile (the offline build) and `bentoml containerize` (bentofile.yaml's
+    docker options + docker/bento.containerize.j2) agree on what the manifests rely on: the
+    base image as the build argument BASE_IMAGE with the same default, the user (uid 1034), the
+    Bento's path on PYTHONPATH, PORT and the exposed ports, the launcher as ENTRYPOINT (the
+    runtime passes args only) with no CMD, and no apt-get (nothing but wheels, offline base)."""
+    generated = _parse(_containerize_dockerfile(tmp_path))
+    handwritten = _instructions(DOCKER / "bento.Dockerfile")
+    for ins in (generated, handwritten):
+        assert ins[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
+        assert ins[1][0] == "FROM" and ins[1][1].split()[0] == "${BASE_IMAGE}"
+        assert _last(ins, "ENTRYPOINT") == json.dumps(checks.LAUNCHER)
+        assert _last(ins, "CMD") == "[]"
+        env = _env(ins)
+        assert env["PORT"] == "8080"
+        assert env["PYTHONPATH"] == "/home/bentoml/bento/src"
+        exposed = {int(p) for e in ins if e[0] == "EXPOSE" for p in e[1].split()}
+        assert {8080, 8081} <= exposed
+        assert not any(word == "RUN" and "apt-get" in rest for word, rest in ins)
+    generated_text = _containerize_dockerfile(tmp_path / "again")
+    assert "BENTO_USER_UID=1034" in generated_text and "USER bentoml" in generated_text
+    assert _last(handwritten, "USER") == "1034:1034"
+    # This machine's index settings are build arguments only, never the image's environment.
+    assert "SSL_CERT_FILE" not in _env(generated)
