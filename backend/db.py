@@ -80,6 +80,22 @@ async def apply_migrations(settings: Settings) -> list[str]:
     return applied
 
 
+async def own_connection(settings: Settings, timeout_s: float = 30) -> Any:
+    """A PostgreSQL connection outside Tortoise's pool (for session advisory locks, which
+    asyncpg's pool would drop on release)."""
+    import asyncpg
+
+    creds = expand_db_url(settings.resolved_database_url)["credentials"]
+    return await asyncpg.connect(
+        host=creds.get("host"),
+        port=int(creds.get("port") or 5432),
+        user=creds.get("user"),
+        password=creds.get("password"),
+        database=creds.get("database"),
+        timeout=timeout_s,
+    )
+
+
 @asynccontextmanager
 async def _migration_lock(settings: Settings) -> AsyncIterator[None]:
     """On PostgreSQL, hold an advisory lock on a connection of its own while migrating.
@@ -89,17 +105,7 @@ async def _migration_lock(settings: Settings) -> AsyncIterator[None]:
     if settings.dialect != "postgres":
         yield
         return
-    import asyncpg
-
-    creds = expand_db_url(settings.resolved_database_url)["credentials"]
-    conn = await asyncpg.connect(
-        host=creds.get("host"),
-        port=int(creds.get("port") or 5432),
-        user=creds.get("user"),
-        password=creds.get("password"),
-        database=creds.get("database"),
-        timeout=30,
-    )
+    conn = await own_connection(settings)
     try:
         await conn.execute("SELECT pg_advisory_lock($1)", _PG_MIGRATION_LOCK)
         yield

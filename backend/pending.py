@@ -11,8 +11,9 @@ marked in one short transaction with `SELECT ... FOR UPDATE SKIP LOCKED`: replic
 for each other and never pick the same row. On SQLite (one process) a compare-and-set on
 `error` does it: the marker is written only where `error` still holds what was read, so of two
 workers exactly one wins. A marked image is not claimable again until the claim's lease has
-passed (a replica killed mid-detection: the survivor takes it over), nor is an upload still in
-its first detection (no error yet) until it is stale.
+passed, or, on PostgreSQL, until its replica no longer holds its liveness lock (a replica
+killed mid-detection: the others take its claims over at their next poll; backend/liveness.py),
+nor is an upload still in its first detection (no error yet) until it is stale.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from tortoise.transactions import in_transaction
 
 from backend.errors import APIError
 from backend.inference import InferenceError
+from backend.liveness import Liveness
 from backend.models import Image, ImageStatus
 
 if TYPE_CHECKING:
@@ -49,7 +51,12 @@ class PendingRetry:
     def __init__(self, service: ImageService) -> None:
         self.service = service
         self.settings = service.settings
-        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        #: On PostgreSQL, replicas know who is alive (backend/liveness.py), so a killed
+        #: replica's claims pass to the others at once instead of after the lease.
+        self.liveness = Liveness(self.settings) if self.settings.dialect == "postgres" else None
+        tag = f"{self.liveness.key:08x}" if self.liveness else uuid.uuid4().hex[:6]
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{tag}"
+        self._orphaned: Q | None = None
         self._inflight: set[uuid.UUID] = set()
         self._buffer: list[Image] = []
         self._lock = asyncio.Lock()
@@ -66,10 +73,26 @@ class PendingRetry:
     def _claimable(self) -> Q:
         stale = datetime.now(UTC) - timedelta(seconds=self.lease_s)
         failed_once = Q(error__isnull=False) & ~Q(error__startswith=CLAIM_PREFIX)
-        return Q(status=ImageStatus.PENDING) & (failed_once | Q(updated_at__lt=stale))
+        claimable = Q(status=ImageStatus.PENDING) & (failed_once | Q(updated_at__lt=stale))
+        return claimable | self._orphaned if self._orphaned is not None else claimable
+
+    async def _find_orphans(self) -> None:
+        """PostgreSQL: claims whose replica no longer holds its liveness lock are claimable."""
+        live = await self.liveness.live_keys() if self.liveness else None
+        if live is None:
+            self._orphaned = None
+            return
+        owned = [Q(error__contains=f":{key:08x}, since") for key in live]
+        mine = Q(*owned, join_type="OR") if owned else Q(pk__isnull=True)
+        self._orphaned = Q(status=ImageStatus.PENDING, error__startswith=CLAIM_PREFIX) & ~mine
+
+    async def close(self) -> None:
+        if self.liveness:
+            await self.liveness.close()
 
     async def has_work(self) -> bool:
         """Whether any pending image can be claimed now (one indexed query)."""
+        await self._find_orphans()
         query = Image.filter(self._claimable())
         if self._inflight:
             query = query.exclude(id__in=list(self._inflight))
@@ -168,8 +191,15 @@ class PendingRetry:
 
 async def retry_pending_forever(service: ImageService) -> None:
     """The background loop (one task per process; cancelled at shutdown)."""
-    s = service.settings
     retry = PendingRetry(service)
+    try:
+        await _loop(service, retry)
+    finally:
+        await retry.close()
+
+
+async def _loop(service: ImageService, retry: PendingRetry) -> None:
+    s = service.settings
     delay = s.pending_retry_poll_s
     waiting_reason = ""
     while True:
