@@ -53,16 +53,22 @@ def test_the_networks_agree_on_every_shape_and_batch(runtimes, images) -> None:
 
 
 def test_both_runtimes_give_the_same_detections(runtimes, images) -> None:
-    """Same circles in the same order at the operating point. Refinement can turn the
-    networks' 1e-6 differences into a thousandth of a pixel (an edge sample crossing over), so
-    positions are compared to 2e-3 px and scores to 5e-4."""
+    """Same circles in the same order at the operating point, scores within 5e-4. Refinement
+    can turn the networks' 1e-6 differences into a few hundredths of a pixel when an edge
+    sample crosses over (seen here: one circle of 92 at 0.027 px, on one CPU and not another),
+    so positions are held to 0.05 px each, a seventh of the detector's own mean centre error,
+    and to 1e-4 px in the median."""
     onnx = runtimes["onnx"].detect_arrays(images)
     eager = runtimes["torch"].detect_arrays(images)
     assert sum(len(d) for d in onnx) > 40, "the set must have circles to compare"
     for a, b in zip(onnx, eager, strict=True):
         assert a.shape == b.shape
-        np.testing.assert_allclose(a[:, :3], b[:, :3], rtol=0, atol=2e-3)
+        np.testing.assert_allclose(a[:, :3], b[:, :3], rtol=0, atol=0.05)
         np.testing.assert_allclose(a[:, 3], b[:, 3], rtol=0, atol=5e-4)
+    position_error = np.concatenate(
+        [np.abs(a[:, :3] - b[:, :3]).max(axis=1) for a, b in zip(onnx, eager, strict=True)]
+    )
+    assert np.median(position_error) < 1e-4
 
 
 def test_the_committed_onnx_is_the_committed_checkpoint_exported() -> None:
