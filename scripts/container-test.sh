@@ -94,7 +94,13 @@ models="$data/models"
 cleanup() {
   stop_bg
   if [[ "$KEEP" != 1 ]]; then
-    podman pod rm -f "$POD" "$POD-grpc" "$POD-kserve" "$POD-cz" >/dev/null 2>&1 || true
+    # One at a time: podman 4.3 removes none of the named pods when one of them does not exist
+    # (and still exits 0).
+    local pod
+    for pod in "$POD" "$POD-grpc" "$POD-kserve" "$POD-cz"; do
+      podman pod exists "$pod" 2>/dev/null && podman pod rm -f "$pod" >/dev/null 2>&1
+    done
+    podman pod exists "$POD" 2>/dev/null && log "warning: pod $POD is still there"
     rm -rf "$data"
   fi
   rm -f "$conf"
