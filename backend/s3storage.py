@@ -70,6 +70,9 @@ def parse_storage_url(url: str) -> tuple[str, str]:
 class S3Storage:
     """Content-addressed files in `bucket` under `prefix`; use as an async context manager."""
 
+    #: Objects per ListObjectsV2 page (S3's maximum; tests lower it to cross pages).
+    page_size = 1000
+
     def __init__(self, settings: Settings) -> None:
         self.bucket, self.prefix = parse_storage_url(settings.storage_url)
         self.settings = settings
@@ -165,7 +168,7 @@ class S3Storage:
     async def _list(self, prefix: str) -> AsyncIterator[str]:
         """Every object name under `prefix`, page by page (ListObjectsV2)."""
         pages = self._client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
+            Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": self.page_size}
         )
         try:
             async for page in pages:

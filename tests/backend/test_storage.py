@@ -220,3 +220,19 @@ async def test_a_missing_bucket_is_a_storage_error(moto_server, tmp_path, monkey
 def test_storage_url_must_name_a_bucket(url):
     with pytest.raises(ValueError, match="STORAGE_URL"):
         Settings(storage_url=url)
+
+
+async def test_listings_cross_pages(store):
+    """Reconciliation's listings read every page (S3: ListObjectsV2 continuation tokens)."""
+    if isinstance(store, S3Storage):
+        store.page_size = 2
+    datas = [f"paged {i}".encode() for i in range(5)]
+    for data in datas:
+        await store.put(content_key(data), data)
+        await store.put_derived(content_key(data), "thumb-256.jpg", b"t")
+    tokens = [await store.discard(content_key(d)) for d in datas[:3]]
+    assert sorted(await store.list_keys()) == sorted(content_key(d) for d in datas[3:])
+    assert sorted(t for t, _ in await store.list_trash()) == sorted(tokens)
+    assert sorted(await store.list_derived()) == sorted(content_key(d) for d in datas)
+    await store.drop_derived(content_key(datas[0]))
+    assert len(await store.list_derived()) == 4
