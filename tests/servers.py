@@ -20,7 +20,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,12 +124,14 @@ def start_bento(
     bento: str | None = None,
     http_port: int | None = None,
     grpc_port: int | None = None,
+    command: Sequence[str] | None = None,
 ) -> BentoServer:
     """`bentoml serve` from the repo root; returns once /v2/health/ready answers 200.
 
     `standalone=True` runs `python -m bentos.circle_detector.standalone` instead; `bento` serves
     a built Bento (from the home's store), started outside the source tree. Ports are free ones
-    unless given (a stopped server can then come back at the same address).
+    unless given (a stopped server can then come back at the same address). `command` replaces
+    the whole command line (it must serve on `http_port` and `grpc_port`).
     """
     http_port = http_port or free_port()
     grpc_port = grpc_port or free_port()
@@ -150,7 +152,7 @@ def start_bento(
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            serve_command(None if port_from_env else http_port, standalone, bento),
+            command or serve_command(None if port_from_env else http_port, standalone, bento),
             cwd=bentoml_home if bento else REPO_ROOT,
             env=full_env,
             stdout=log,

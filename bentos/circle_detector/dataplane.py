@@ -79,9 +79,11 @@ class DataPlane:
         threads: int = 2,
         pixel_budget: Budget | None = None,
         ready_deadline_s: float = float("inf"),
+        model_name: str | None = None,
     ) -> None:
         self.detector = detector
-        self.model_name = detector.info.name
+        #: The name it is served under (KServe's `--model_name`), by default the model's own.
+        self.model_name = model_name or detector.info.name
         self.model_version = detector.info.version
         self.max_pixels = max_pixels
         self.max_images = max_images

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .model.artifacts import ModelFileError
+from .model.artifacts import ModelFileError, model_versions
 
 
 def bentoml_home() -> Path:
@@ -38,3 +38,11 @@ def model_folder(tag: str, home: Path | None = None) -> Path:
             "import the committed model with `circle-detector import-model` (`make model`)"
         )
     return folder
+
+
+def served_folder(model_dir: str | Path | None, tag: str) -> Path:
+    """The model folder to serve: the newest version in `model_dir` when one is given (KServe's
+    `--model_dir`), else `tag` from the model store."""
+    if model_dir:
+        return model_versions(Path(model_dir))[-1]
+    return model_folder(tag)

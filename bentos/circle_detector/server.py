@@ -73,6 +73,7 @@ class ModelServer:
             threads=settings.preprocess_threads,
             pixel_budget=pixel_budget,
             ready_deadline_s=settings.ready_deadline_s,
+            model_name=settings.model_name or None,
         )
         self.grpc_port: int | None = None
         self._grpc_server: Any = None

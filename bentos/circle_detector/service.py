@@ -53,15 +53,20 @@ def _model_ref(tag: str) -> bentoml.models.BentoModel:
 class CircleDetectorService:
     """Loads the model from the BentoML model store, serves V2 over REST and gRPC."""
 
-    model_ref = _model_ref(SETTINGS.model_tag)
+    if not SETTINGS.model_dir:  # a model directory (KServe's) replaces the model store
+        model_ref = _model_ref(SETTINGS.model_tag)
 
     def __init__(self) -> None:
         # Heavy imports happen here, in the worker only: `bentoml serve` imports this module in
         # its supervisor process too, where they would only add to the cold start.
         from .model.artifacts import METADATA_FILE
+        from .model_store import served_folder
         from .server import ModelServer
 
-        folder = Path(self.model_ref.path_of(METADATA_FILE)).parent
+        if SETTINGS.model_dir:
+            folder = served_folder(SETTINGS.model_dir, SETTINGS.model_tag)
+        else:
+            folder = Path(self.model_ref.path_of(METADATA_FILE)).parent
         self.server = ModelServer(folder, SETTINGS)
         self.server.attach(rest.app)
 

@@ -1,6 +1,12 @@
 """The Bento's settings, read once from environment variables (defaults documented inline).
 
-- `CIRCLE_DETECTOR_MODEL_TAG` (`circle-detector:latest`): BentoML model-store tag to serve.
+- `CIRCLE_DETECTOR_MODEL_TAG` (`circle-detector:latest`): BentoML model-store tag to serve
+  when no model directory is given.
+- `CIRCLE_DETECTOR_MODEL_DIR` (empty): serve this model directory instead of the model store:
+  a model folder as `circle-detector export` writes it, or one subfolder per version (the
+  newest is served); KServe's `--model_dir`, usually `/mnt/models`, read-only.
+- `CIRCLE_DETECTOR_MODEL_NAME` (empty: the model's own name, `circle-detector`): the name it
+  is served under, `/v2/models/{name}`; KServe's `--model_name` (the InferenceService's name).
 - `CIRCLE_DETECTOR_RUNTIME` (`onnx`): the network's runtime, `onnx` (ONNX Runtime) or `torch`
   (needs torch installed; the Bento's image has none).
 - `CIRCLE_DETECTOR_THREADS` (`0`): the network's intra-op threads (`0`: every CPU the process
@@ -71,6 +77,8 @@ class BentoSettings:
     """Typed settings; every field maps to `CIRCLE_DETECTOR_<FIELD>` except `port` (`PORT`)."""
 
     model_tag: str = "circle-detector:latest"
+    model_dir: str = ""
+    model_name: str = ""
     runtime: str = "onnx"
     threads: int = 0
     max_batch_size: int = 32

@@ -7,9 +7,15 @@ scale-to-zero deployments where the time to the first answer matters; it is the 
 the container image. One process: scale with replicas.
 
     python -m bentos.circle_detector.standalone [--host 0.0.0.0] [--port 3000] [--model-dir D]
+    python -m bentos.circle_detector.standalone --model_name=NAME --model_dir=/mnt/models \
+        --http_port=8080   # as KServe's ServingRuntime starts it
 
 The port defaults to `BENTOML_PORT`, then `PORT` (Knative), then 3000. The model is the
-folder `--model-dir` names, or `CIRCLE_DETECTOR_MODEL_TAG` in `$BENTOML_HOME`'s model store.
+directory `--model-dir` (or `CIRCLE_DETECTOR_MODEL_DIR`) names, a model folder or one subfolder
+per version (the newest is served), or else `CIRCLE_DETECTOR_MODEL_TAG` in `$BENTOML_HOME`'s
+model store; it is served as `/v2/models/{--model-name}`, by default its own name. Each option
+has KServe's underscore spelling too (`--model_name`, `--model_dir`, `--http_port`,
+`--grpc_port`).
 Every other setting is the Bento's (`settings.py`), the header and body read timeouts
 included. A bad setting is one line on stderr naming the variable, and exit status 2. Ctrl-C
 or SIGTERM stops it cleanly.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -28,6 +35,15 @@ from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger("circle_detector")
+
+
+def _port(low: int) -> Any:
+    def port(raw: str) -> int:
+        if not raw.isdigit() or not low <= int(raw) <= 65535:
+            raise argparse.ArgumentTypeError(f"{raw!r} is not a port number ({low} to 65535)")
+        return int(raw)
+
+    return port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,15 +62,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--port",
-        type=int,
+        "--http-port",
+        "--http_port",
+        dest="port",
+        type=_port(1),
         default=http_port(),
         help="HTTP port (default: $BENTOML_PORT, else $PORT, else 3000)",
     )
     parser.add_argument(
+        "--grpc-port",
+        "--grpc_port",
+        dest="grpc_port",
+        type=_port(0),
+        default=None,
+        help="gRPC port, 0 for none (default: $CIRCLE_DETECTOR_GRPC_PORT, else 8081)",
+    )
+    parser.add_argument(
         "--model-dir",
+        "--model_dir",
+        dest="model_dir",
         type=Path,
         default=None,
-        help="model folder to serve (default: CIRCLE_DETECTOR_MODEL_TAG from the model store)",
+        help="model folder, or one subfolder per version, to serve read-only (default: "
+        "$CIRCLE_DETECTOR_MODEL_DIR, else CIRCLE_DETECTOR_MODEL_TAG from the model store)",
+    )
+    parser.add_argument(
+        "--model-name",
+        "--model_name",
+        dest="model_name",
+        default=None,
+        help="serve the model as /v2/models/NAME (default: $CIRCLE_DETECTOR_MODEL_NAME, else "
+        "the model's own name)",
     )
     parser.add_argument("--backlog", type=int, default=2048, help="listen backlog (default 2048)")
     parser.add_argument("--access-log", action="store_true", help="log every request")
@@ -89,6 +127,21 @@ def build_app(server: Any) -> Any:
     return rest.create_app([_metrics_route()], lifespan=lifespan)
 
 
+def _with_arguments(settings: Any, args: argparse.Namespace) -> Any:
+    """The settings with what the command line gives (it wins over the environment)."""
+    overrides = {
+        name: value
+        for name, value in (
+            ("model_dir", str(args.model_dir) if args.model_dir else None),
+            ("model_name", args.model_name),
+            ("grpc_port", args.grpc_port),
+            ("port", args.port),
+        )
+        if value is not None
+    }
+    return dataclasses.replace(settings, **overrides)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .settings import SettingsError, load_settings
 
@@ -99,6 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     args = parser.parse_args(argv)
+    settings = _with_arguments(settings, args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -116,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import model_store
         from .server import ModelServer
 
-        folder = args.model_dir or model_store.model_folder(settings.model_tag)
+        folder = model_store.served_folder(settings.model_dir, settings.model_tag)
         server = ModelServer(folder, settings)
     except ModelFileError as exc:
         print(f"error: {exc}", file=sys.stderr)

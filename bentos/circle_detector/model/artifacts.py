@@ -121,3 +121,29 @@ def checked_file(folder: Path, files: dict[str, dict[str, Any]], kind: str) -> P
             f"{path} does not match the digest in {METADATA_FILE}; run `circle-detector export`"
         )
     return path
+
+
+def _version_key(folder: Path) -> tuple[int, int, str]:
+    """Numeric versions in numeric order, after any other name (so `10` is newer than `9`)."""
+    name = folder.name
+    return (1, int(name), name) if name.isdigit() else (0, 0, name)
+
+
+def model_versions(directory: Path) -> list[Path]:
+    """The model folders a model directory holds, oldest first: the directory itself when it
+    is one (as `circle-detector export` writes it), else its subfolders that are (one per
+    version, as `export --repository` writes, or as KServe's storage initializer unpacks an
+    archive). Reads only: the directory may be read-only (KServe mounts `/mnt/models` so)."""
+    if (directory / METADATA_FILE).is_file():
+        return [directory]
+    if not directory.is_dir():
+        raise ModelFileError(f"model directory {directory} does not exist or is not a folder")
+    versions = sorted(
+        (sub for sub in directory.iterdir() if (sub / METADATA_FILE).is_file()), key=_version_key
+    )
+    if not versions:
+        raise ModelFileError(
+            f"model directory {directory} holds no model: expected {METADATA_FILE} in it, or in "
+            "one subfolder per version (`circle-detector export --output` or `--repository`)"
+        )
+    return versions
