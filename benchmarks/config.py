@@ -1,8 +1,8 @@
 """Settings of the Locust files, read from `BENCH_*` environment variables (defaults below).
 
 - `BENCH_HOST_HEADER` (empty): `Host` header (`:authority` on gRPC) sent with every request, the
-  KServe/Istio virtual host when `--host` is the ingress gateway,
-  e.g. `circle-detector.circle-detector.example.com`; empty sends the `--host`'s own.
+  InferenceService's host when `--host` is Knative's local gateway (the model is cluster-local),
+  e.g. `circle-detector.circle-detector.svc.cluster.local`; empty sends the `--host`'s own.
 - `BENCH_API_KEY` (empty): the backend's `X-API-Key` for uploads when its `API_KEY` is set.
 - `BENCH_MODEL` (`circle-detector`): V2 model name.
 - `BENCH_SIZES` (`256,512,1024`): sides in pixels of the synthetic images.

@@ -5,8 +5,9 @@ call fires a Locust request event (`locust_events.timed_call`), named by image.
 
     locust -f benchmarks/locustfile_v2_http.py --headless -u 8 -r 8 -t 30s \
         --host http://127.0.0.1:3000
-    # a KServe InferenceService through the Istio gateway, by its Host:
-    BENCH_HOST_HEADER=circle-detector.circle-detector.example.com \
+    # the cluster-local InferenceService through Knative's local gateway, by its Host:
+    kubectl -n istio-system port-forward svc/knative-local-gateway 18080:80 &
+    BENCH_HOST_HEADER=circle-detector.circle-detector.svc.cluster.local \
         locust -f benchmarks/locustfile_v2_http.py --headless -u 8 -r 8 -t 30s \
         --host http://127.0.0.1:18080
 
