@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from tortoise.contrib.fastapi import RegisterTortoise
 
+from backend import tracing
 from backend.api.deps import ReadAccess
 from backend.api.routes import health, images
 from backend.config import Settings
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await retry
                     log.info("background retry stopped")
                 await client.close()
+                tracing.shutdown(app.state.tracer_provider)
 
     app = FastAPI(
         title="circle-detector backend",
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(images.router, prefix=API_PREFIX, dependencies=[ReadAccess])
     app.include_router(health.router)
     _serve_page(app, settings)
+    app.state.tracer_provider = tracing.instrument(app)  # OTEL_* variables; off by default
     return app
 
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tritonclient.utils import InferenceServerException
 
+from backend import tracing
 from backend.config import Protocol, Settings
 from backend.inference.base import (
     Circle,
@@ -125,11 +126,23 @@ class V2Client:
         if self._grpc:
             kwargs["client_timeout"] = self.timeout_s
         start = time.perf_counter()
-        result = await self._call(client.infer(self.model_name, [image], outputs=outputs, **kwargs))
+        with tracing.client_span("ModelInfer", self._span_attributes()) as trace_headers:
+            if trace_headers:  # W3C traceparent, as HTTP headers or gRPC metadata
+                kwargs["headers"] = {**(kwargs["headers"] or {}), **trace_headers}
+            call = client.infer(self.model_name, [image], outputs=outputs, **kwargs)
+            result = await self._call(call)
         elapsed_ms = (time.perf_counter() - start) * 1000.0
         circles = parse_circles({name: result.as_numpy(name) for name in OUTPUTS})
         version = self._response_version(result) or await self._metadata_version()
         return InferenceResult(self.model_name, version, circles, elapsed_ms)
+
+    def _span_attributes(self) -> dict[str, str]:
+        return {
+            "rpc.system": "grpc" if self._grpc else "http",
+            "rpc.method": "ModelInfer",
+            "server.address": self.where,
+            "model.name": self.model_name,
+        }
 
     def _requested(self, name: str) -> Any:
         if self._grpc:

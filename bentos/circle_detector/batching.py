@@ -17,8 +17,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from . import tracing
 from .protocol import NotReady, Overloaded
 
 T = TypeVar("T")
@@ -37,6 +38,8 @@ class _Job(Generic[T, R]):
     item: T
     future: asyncio.Future[R]
     queued: float = field(default_factory=time.perf_counter)
+    #: The submitting request's span context (tracing.py), None when tracing is off.
+    trace: Any = None
 
 
 class AdaptiveBatcher(Generic[T, R]):
@@ -77,7 +80,8 @@ class AdaptiveBatcher(Generic[T, R]):
         if self._worker is None:
             self._wakeup = asyncio.Event()
             self._worker = loop.create_task(self._work(), name="adaptive-batcher")
-        jobs = [_Job[T, R](item, loop.create_future()) for item in items]
+        trace = tracing.current()
+        jobs = [_Job[T, R](item, loop.create_future(), trace=trace) for item in items]
         self._queue.extend(jobs)
         assert self._wakeup is not None
         self._wakeup.set()
@@ -122,9 +126,10 @@ class AdaptiveBatcher(Generic[T, R]):
             started = time.perf_counter()
             self._running = batch
             try:
-                results = await loop.run_in_executor(
-                    self._executor, self._run_batch, [job.item for job in batch]
-                )
+                with tracing.batch_span([job.trace for job in batch], len(batch)):
+                    results = await loop.run_in_executor(
+                        self._executor, self._run_batch, [job.item for job in batch]
+                    )
             except Exception as exc:
                 self._running = []
                 logger.exception("a batch of %d failed", len(batch))

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
+from . import tracing
 from .admission import Budget
 from .protocol import InferResponse, Limits, ProtocolError, grpc_codec
 from .protocol.limits import DEFAULT_LIMITS
@@ -90,6 +91,10 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         )
 
     async def ModelInfer(self, data: bytes, context: Context) -> service_pb2.ModelInferResponse:
+        with tracing.server_span("V2 ModelInfer", context.invocation_metadata):
+            return await self._model_infer(data, context)
+
+    async def _model_infer(self, data: bytes, context: Context) -> service_pb2.ModelInferResponse:
         """Registered with no deserializer (`_handlers`): the message arrives as bytes, is sized
         on the wire, holds its cost of the byte budget, and is parsed on a thread."""
         request_id: str | None = None

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from . import tracing
 from .admission import Budget
 from .protocol import Limits, NotReady, PayloadTooLarge, ProtocolError, RequestTimeout
 from .protocol.limits import DEFAULT_LIMITS
@@ -104,6 +105,11 @@ async def model_ready(request: Request) -> Response:
 
 
 async def infer(request: Request) -> Response:
+    with tracing.server_span("V2 ModelInfer", request.headers):
+        return await _infer(request)
+
+
+async def _infer(request: Request) -> Response:
     dataplane = _dataplane(request)
     name, version = request.path_params["name"], _version(request)
     dataplane.check_model(name, version)

@@ -17,7 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from . import memory
+from . import memory, tracing
 from .admission import Budget
 from .dataplane import DataPlane
 from .model.detector import CircleDetector
@@ -42,6 +42,10 @@ class ModelServer:
 
     def __init__(self, model_folder: Path, settings: BentoSettings) -> None:
         memory.configure()  # before the runtime's threads take their malloc arenas
+        try:  # OTEL_* variables; imports OpenTelemetry only when they turn tracing on
+            tracing.configure()
+        except tracing.TracingConfigError as exc:
+            logger.error("tracing off: %s", exc)
         self.settings = settings
         self.limits = Limits(
             max_json_bytes=settings.max_json_bytes,
@@ -172,3 +176,4 @@ class ModelServer:
         if self._grpc_server is not None:
             await self._grpc_server.stop(grace=1.0)
         await self.dataplane.close()
+        tracing.shutdown()  # exports the spans still buffered
