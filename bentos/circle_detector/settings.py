@@ -51,6 +51,10 @@
 - `CIRCLE_DETECTOR_GRPC_HOST` (`0.0.0.0`): address the gRPC server binds.
 - `CIRCLE_DETECTOR_WORKERS` (`1`): BentoML worker processes (`bentoml serve` only).
 - `PORT` (`3000`): HTTP port when `--port`/`BENTOML_PORT` is not given (Knative sets it).
+- `OTEL_EXPORTER_OTLP_ENDPOINT` / `OTEL_TRACES_EXPORTER` (empty: tracing off): OpenTelemetry
+  spans of every V2 inference (`V2 ModelInfer`, continuing the caller's `traceparent`) and of
+  every network call (`batch`), exported by OTLP/HTTP; `OTEL_SDK_DISABLED=true` keeps it off.
+  Read by `tracing.py` (which documents the spans) with OpenTelemetry's own `OTEL_*` names.
 
 Parsed with the standard library rather than pydantic-settings, whose import alone takes a
 quarter of a second of the single-process server's one-second cold start on 2 cores.
