@@ -19,12 +19,13 @@ the InferenceService's Ready condition. The model may scale to zero afterwards; 
   --bento-image REF     model image (e.g. the new version for --with canary)
   --backend-image REF   backend image
   --canary-percent N    share of traffic for the new model revision (with --with canary)
-  --storage-class NAME  the backend volume's storage class; stage/prod need an RWX one (NFS, EFS,
-                        Filestore, ...): their overlays carry a placeholder, refused here
+  --storage-class NAME  the storage class of the backend's volume (local/dev; stage/prod keep
+                        the uploads in S3 and have no volume: refused there)
   --dry-run             validate against the cluster's API server without changing anything
 
 Before dev/stage/prod: the Secret circle-detector-api-key (key api-key) must exist in the
-overlay's namespace; before stage/prod also the Secret circle-detector-db (key database-url) there,
+overlay's namespace; before stage/prod also the Secrets circle-detector-db (key database-url) and
+circle-detector-storage (keys aws-access-key-id, aws-secret-access-key: the uploads' bucket) there,
 and the TLS Secret circle-detector-tls in istio-system (see k8s/README.md); with
 --with pull-secret the Secret circle-detector-registry. The script stops with the command to
 create whichever is missing. The model (the runtime form): local needs the PVC
@@ -73,13 +74,7 @@ istio_versions="$(k get crd virtualservices.networking.istio.io \
 [[ " $istio_versions " == *" v1 "* ]] || die "Istio 1.22 or later is required (networking.istio.io/v1; \
 this cluster serves: ${istio_versions:-no Istio CRDs}): scripts/kind-up.sh installs it, or upgrade Istio"
 
-# The RWX volume's storage class (stage/prod): a placeholder until the operator names one.
-if grep -q 'storageClassName: rwx-storage-class-unset' "$manifests"; then
-  die "the backend's ReadWriteMany volume has no storage class yet (placeholder rwx-storage-class-unset).
-  List this cluster's classes:  kubectl get storageclass
-  then deploy with an RWX one:  scripts/deploy.sh $overlay --storage-class NAME ...
-  (or replace the placeholder in k8s/overlays/$overlay/kustomization.yaml; see k8s/README.md)"
-fi
+# The backend volume's storage class (local/dev: --storage-class, or the cluster's default).
 storage_class="$(awk '/^kind: PersistentVolumeClaim$/{f=1} f && /^  storageClassName: /{print $2; exit}' "$manifests")"
 storage_class="${storage_class//[\'\"]/}"
 if [[ -n "$storage_class" ]]; then
@@ -109,6 +104,12 @@ if grep -q 'name: circle-detector-db' "$manifests" && ((dry_run == 0)); then
   k -n "$ns" get secret circle-detector-db >/dev/null 2>&1 || die "Secret circle-detector-db missing in $ns:
   kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
   kubectl -n $ns create secret generic circle-detector-db --from-literal=database-url='postgres://USER:PASSWORD@HOST:5432/DB'"
+fi
+if grep -q 'name: circle-detector-storage' "$manifests" && ((dry_run == 0)); then
+  k -n "$ns" get secret circle-detector-storage >/dev/null 2>&1 || die "Secret circle-detector-storage missing in $ns (the uploads' S3 credentials):
+  kubectl create namespace $ns --dry-run=client -o yaml | kubectl apply -f -
+  kubectl -n $ns create secret generic circle-detector-storage --from-literal=aws-access-key-id=KEY_ID --from-literal=aws-secret-access-key=SECRET
+  (the bucket in STORAGE_URL must exist; see k8s/README.md, \"stage and prod\")"
 fi
 if grep -q 'name: circle-detector-api-key' "$manifests" && ((dry_run == 0)); then
   k -n "$ns" get secret circle-detector-api-key >/dev/null 2>&1 || die "Secret circle-detector-api-key missing in $ns:

@@ -16,8 +16,8 @@ Prints the manifests of k8s/overlays/OVERLAY (one of: ${OVERLAYS[*]}) rendered b
                         with custom-container the predictor container's)
   --backend-image REF   use this image for the backend Deployment
   --canary-percent N    traffic share of the new revision with --with canary (default 10)
-  --storage-class NAME  storage class of the backend's volume (stage/prod: an RWX class; their
-                        overlays carry the placeholder rwx-storage-class-unset)
+  --storage-class NAME  storage class of the backend's volume (local/dev; stage/prod keep the
+                        uploads in S3 and have none: refused there)
 
 The variant is built in a temporary kustomization that includes the overlay and the components,
 so overlays stay exactly as committed. kustomize: .venv/bin/kubectl, kubectl or kustomize.
@@ -117,4 +117,12 @@ PATCH
   fi
 } >"$work/kustomization.yaml"
 sed -i '/^patches:$/{N;/^patches:\n$/d}' "$work/kustomization.yaml"
-"${kustomize[@]}" "$work"
+if [[ -z "$storage_class" ]]; then
+  "${kustomize[@]}" "$work"
+  exit
+fi
+# A patch whose target is missing is silently dropped: say so instead.
+rendered="$("${kustomize[@]}" "$work")"
+grep -q '^kind: PersistentVolumeClaim$' <<<"$rendered" ||
+  die "--storage-class: overlay $overlay has no PersistentVolumeClaim (its uploads are in object storage)"
+printf '%s\n' "$rendered"

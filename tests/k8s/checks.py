@@ -542,8 +542,9 @@ def check_backend(
     c = pod["containers"][0]
     problems = []
     env = _backend_env(docs, c)
+    known = backend.env_names | contracts.AWS_ENV_NAMES | {"POD_NAMESPACE"}
     for name in env:
-        if name != "POD_NAMESPACE" and name not in backend.env_names:
+        if name not in known:
             problems.append(f"backend: env {name} is no setting of the backend")
     ports = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
     port = int(env.get("PORT") or backend.default_port)
@@ -563,9 +564,17 @@ def check_backend(
         problems.append("backend: must run as non-root with a read-only root file system")
     mounts = {m["mountPath"]: m["name"] for m in c.get("volumeMounts", [])}
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
-    data_dir = env.get("DATA_DIR")
-    if not data_dir or "persistentVolumeClaim" not in volumes.get(mounts.get(data_dir, ""), {}):
-        problems.append("backend: DATA_DIR must be a mounted PersistentVolumeClaim")
+    storage_url = env.get("STORAGE_URL") or ""
+    bad_url = contracts.storage_url_problem(storage_url)
+    if bad_url:
+        problems.append(f"backend: STORAGE_URL {storage_url!r}: {bad_url}")
+    # Uploads in S3 and PostgreSQL leave nothing in DATA_DIR; local files or SQLite live there.
+    in_s3 = storage_url.startswith("s3://")
+    if not in_s3 or "DATABASE_URL" not in env:
+        data_dir = env.get("DATA_DIR")
+        if not data_dir or "persistentVolumeClaim" not in volumes.get(mounts.get(data_dir, ""), {}):
+            held = "the SQLite database" if in_s3 else "the uploads"
+            problems.append(f"backend: DATA_DIR must be a mounted PersistentVolumeClaim ({held})")
     if "/tmp" not in mounts:
         problems.append("backend: /tmp must be writable (emptyDir) with a read-only root")
     if env.get("MODEL_NAME") != model_name:
@@ -701,11 +710,55 @@ def check_api_key(docs: list[Doc], public: bool) -> list[str]:
     return []
 
 
+#: The ServiceAccount annotation of EKS's IAM roles for service accounts (a web identity).
+IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+
+
+def check_storage_credentials(docs: list[Doc]) -> list[str]:
+    """The backend's AWS credentials come from a Secret, never a literal or a ConfigMap (a key
+    in a manifest is a key in git); with STORAGE_URL s3:// it has some: the key pair from a
+    Secret, or a web identity (AWS_ROLE_ARN, or EKS's role annotation on its ServiceAccount)."""
+    dep = find(docs, "Deployment", "circle-detector-backend")[0]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
+    env = env_of(c)
+    problems = []
+    for name in sorted(contracts.AWS_SECRET_NAMES & set(env)):
+        if "value" in env[name]:
+            problems.append(f"backend: {name} is a literal in the manifest; take it from a Secret")
+        elif "secretKeyRef" not in env[name].get("valueFrom", {}):
+            problems.append(f"backend: {name} must come from a Secret (secretKeyRef)")
+    for cm in find(docs, "ConfigMap"):
+        leaked = sorted(contracts.AWS_SECRET_NAMES & set(cm.get("data", {})))
+        if leaked:
+            problems.append(
+                f"ConfigMap/{cm['metadata']['name']}: {', '.join(leaked)} in a ConfigMap; "
+                "take it from a Secret"
+            )
+    if not (_backend_env(docs, c).get("STORAGE_URL") or "").startswith("s3://"):
+        return problems
+    key_pair = all(
+        "secretKeyRef" in env.get(name, {}).get("valueFrom", {})
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+    )
+    accounts = find(docs, "ServiceAccount", pod.get("serviceAccountName", "default"))
+    annotations = accounts[0]["metadata"].get("annotations", {}) if accounts else {}
+    web_identity = "AWS_ROLE_ARN" in env or IRSA_ANNOTATION in annotations
+    if not key_pair and not web_identity:
+        problems.append(
+            "backend: STORAGE_URL is s3:// but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY do not "
+            "come from a Secret (nor is there a web identity)"
+        )
+    return problems
+
+
 def check_high_availability(docs: list[Doc]) -> list[str]:
-    """stage/prod: PostgreSQL from a Secret, replicas > 1, PDB, HPA, a shared volume."""
+    """stage/prod: PostgreSQL from a Secret, replicas > 1, PDB, HPA, the uploads in object
+    storage and no ReadWriteMany volume (which common storage classes cannot provision)."""
     problems = []
     dep = find(docs, "Deployment", "circle-detector-backend")[0]
-    c = dep["spec"]["template"]["spec"]["containers"][0]
+    pod = dep["spec"]["template"]["spec"]
+    c = pod["containers"][0]
     db = env_of(c).get("DATABASE_URL", {})
     if "secretKeyRef" not in db.get("valueFrom", {}):
         problems.append("backend: DATABASE_URL must come from a Secret")
@@ -718,13 +771,22 @@ def check_high_availability(docs: list[Doc]) -> list[str]:
         problems.append("backend: several replicas roll, they do not Recreate")
     if not find(docs, "PodDisruptionBudget"):
         problems.append("no PodDisruptionBudget")
-    pvc = find(docs, "PersistentVolumeClaim")
-    if not pvc or pvc[0]["spec"]["accessModes"] != ["ReadWriteMany"]:
-        problems.append("several replicas share the upload volume: ReadWriteMany")
-    elif not pvc[0]["spec"].get("storageClassName"):
+    if not (_backend_env(docs, c).get("STORAGE_URL") or "").startswith("s3://"):
         problems.append(
-            "PersistentVolumeClaim: ReadWriteMany without storageClassName: the default class "
-            "(kind's, EBS, GCE PD) cannot provision RWX and the backends stay Pending"
+            "backend: several replicas need STORAGE_URL s3://BUCKET/PREFIX (a local folder is "
+            "one pod's)"
+        )
+    for pvc in find(docs, "PersistentVolumeClaim"):
+        if "ReadWriteMany" in pvc["spec"].get("accessModes", []):
+            problems.append(
+                f"PersistentVolumeClaim/{pvc['metadata']['name']}: ReadWriteMany, which the "
+                "common storage classes (kind's, EBS, GCE PD) cannot provision: uploads go to S3"
+            )
+    claims = [v["name"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v]
+    if claims:
+        problems.append(
+            f"backend: several replicas mount no PersistentVolumeClaim (volumes {claims}): "
+            "a ReadWriteOnce claim holds them on one node"
         )
     return problems
 

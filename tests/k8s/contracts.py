@@ -24,6 +24,27 @@ from tests.k8s.manifests import run_script
 # Knative Serving's default `registries-skipping-tag-resolving` (config-deployment).
 KNATIVE_SKIPPED_REGISTRIES = frozenset({"kind.local", "ko.local", "dev.local"})
 
+#: The standard AWS variables botocore reads (region, endpoint, credentials, web identity): the
+#: backend's S3 client takes them from the environment, so they are no fields of its Settings.
+AWS_ENV_NAMES = frozenset(
+    {
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_S3",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CA_BUNDLE",
+        "AWS_STS_REGIONAL_ENDPOINTS",
+    }
+)
+#: Of those, the ones that are secrets: from a Secret, never a literal or a ConfigMap.
+AWS_SECRET_NAMES = frozenset({"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"})
+
 
 def serves_get(app: ASGIApp) -> Callable[[str], bool]:
     """A predicate: does `app` have a route that fully matches GET on this path?"""
@@ -144,6 +165,19 @@ def backend() -> BackendContract:
         model_timeout_s=float(Settings.model_fields["model_timeout_s"].default),
         model_retry_deadline_s=float(Settings.model_fields["model_retry_deadline_s"].default),
     )
+
+
+def storage_url_problem(url: str) -> str | None:
+    """Why the backend would refuse this STORAGE_URL at start-up (its own parser), or None."""
+    if not url:
+        return None
+    from backend.s3storage import parse_storage_url
+
+    try:
+        parse_storage_url(url)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 @functools.cache

@@ -447,8 +447,111 @@ def test_routing_check_catches_a_missing_gateway_and_an_unredirected_http(local,
     assert _has(checks.check_routing(broken, backend, True), "must redirect to HTTPS")
 
 
-def test_ha_check_catches_an_rwx_volume_without_a_storage_class(prod):
-    broken = checks.mutated(
-        prod, "PersistentVolumeClaim", lambda pvc: pvc["spec"].pop("storageClassName")
+def _config(docs) -> dict:
+    return next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+
+
+def _drop_env(name):
+    def change(dep):
+        c = _backend_container(dep)
+        c["env"] = [e for e in c["env"] if e["name"] != name]
+
+    return change
+
+
+def _rwx_data_volume(docs):
+    """prod as it was before object storage: the uploads on a ReadWriteMany claim."""
+    out = checks.mutated(docs, "ConfigMap", lambda cm: cm["data"].pop("STORAGE_URL"))
+    dep = next(d for d in out if d["kind"] == "Deployment")
+    pod = dep["spec"]["template"]["spec"]
+    pod["volumes"].append({"name": "data", "persistentVolumeClaim": {"claimName": "data"}})
+    _backend_container(dep)["volumeMounts"].append({"name": "data", "mountPath": "/data"})
+    _backend_container(dep)["env"].append({"name": "DATA_DIR", "value": "/data"})
+    pvc = {"kind": "PersistentVolumeClaim", "metadata": {"name": "data"}}
+    pvc["spec"] = {"accessModes": ["ReadWriteMany"], "storageClassName": "efs-sc"}
+    return [*out, pvc]
+
+
+def test_ha_check_catches_uploads_outside_object_storage(prod):
+    """Several replicas: STORAGE_URL s3://, no ReadWriteMany claim, no claim mounted at all."""
+    assert checks.check_high_availability(prod) == []
+    local_files = checks.mutated(prod, "ConfigMap", lambda cm: cm["data"].pop("STORAGE_URL"))
+    assert _has(checks.check_high_availability(local_files), "need STORAGE_URL s3://")
+    rwx = checks.check_high_availability(_rwx_data_volume(prod))
+    assert _has(rwx, "PersistentVolumeClaim/data: ReadWriteMany"), rwx
+    assert _has(rwx, "mount no PersistentVolumeClaim", "['data']"), rwx
+    assert _has(rwx, "need STORAGE_URL s3://"), rwx
+
+
+def test_backend_check_needs_the_data_claim_only_without_s3_and_postgres(prod, backend, bento):
+    """prod (S3 + PostgreSQL) has no data volume and passes; without STORAGE_URL the uploads,
+    without DATABASE_URL the SQLite file need DATA_DIR on a claim; a bad STORAGE_URL is named
+    with the backend's own parser's words."""
+    assert checks.check_backend(prod, backend, bento.model_name) == []
+    local_files = checks.mutated(prod, "ConfigMap", lambda cm: cm["data"].pop("STORAGE_URL"))
+    problems = checks.check_backend(local_files, backend, bento.model_name)
+    assert _has(problems, "DATA_DIR must be a mounted PersistentVolumeClaim", "uploads"), problems
+    sqlite = checks.mutated(prod, "Deployment", _drop_env("DATABASE_URL"))
+    problems = checks.check_backend(sqlite, backend, bento.model_name)
+    assert _has(problems, "DATA_DIR must be a mounted PersistentVolumeClaim", "SQLite"), problems
+    no_bucket = checks.mutated(prod, "ConfigMap", lambda cm: cm["data"].update(STORAGE_URL="s3://"))
+    assert _has(checks.check_backend(no_bucket, backend, bento.model_name), "needs a bucket name")
+    other = checks.mutated(prod, "ConfigMap", lambda cm: cm["data"].update(STORAGE_URL="gs://b"))
+    assert _has(checks.check_backend(other, backend, bento.model_name), "STORAGE_URL 'gs://b'")
+
+
+@pytest.mark.parametrize(
+    ("name", "flagged"),
+    [
+        ("AWS_DEFAULT_REGION", False),
+        ("AWS_ENDPOINT_URL_S3", False),
+        ("AWS_REGOIN", True),
+        ("S3_ENDPOINT", True),
+        ("S3_TIMEOUT_S", False),
+    ],
+)
+def test_backend_check_allows_the_standard_aws_variables_only(prod, backend, bento, name, flagged):
+    """Backend settings and botocore's standard AWS_* variables pass; a typo of either is named."""
+    assert checks.check_backend(prod, backend, bento.model_name) == []
+    changed = checks.mutated(prod, "ConfigMap", lambda cm: cm["data"].update({name: "x"}))
+    problems = checks.check_backend(changed, backend, bento.model_name)
+    assert _has(problems, f"env {name} is no setting") == flagged, problems
+
+
+def _aws_secret_as_literal(dep):
+    for e in _backend_container(dep)["env"]:
+        if e["name"] == "AWS_SECRET_ACCESS_KEY":
+            e.pop("valueFrom")
+            e["value"] = "wJalrXUtnFEMI"
+
+
+def test_storage_credentials_check_catches_literals_and_missing_keys(prod, local):
+    assert checks.check_storage_credentials(prod) == []
+    assert checks.check_storage_credentials(local) == []  # no S3, no credentials needed
+    literal = checks.mutated(prod, "Deployment", _aws_secret_as_literal)
+    problems = checks.check_storage_credentials(literal)
+    assert _has(problems, "AWS_SECRET_ACCESS_KEY is a literal"), problems
+    assert _has(problems, "do not come from a Secret"), problems
+    in_config = checks.mutated(
+        prod, "ConfigMap", lambda cm: cm["data"].update(AWS_ACCESS_KEY_ID="AKIA")
     )
-    assert _has(checks.check_high_availability(broken), "without storageClassName")
+    assert _has(checks.check_storage_credentials(in_config), "AWS_ACCESS_KEY_ID in a ConfigMap")
+    no_keys = checks.mutated(prod, "Deployment", _drop_env("AWS_ACCESS_KEY_ID"))
+    assert _has(checks.check_storage_credentials(no_keys), "do not come from a Secret")
+    from_field = checks.mutated(
+        prod,
+        "Deployment",
+        lambda d: next(
+            e for e in _backend_container(d)["env"] if e["name"] == "AWS_ACCESS_KEY_ID"
+        ).update(valueFrom={"fieldRef": {"fieldPath": "metadata.name"}}),
+    )
+    assert _has(checks.check_storage_credentials(from_field), "must come from a Secret")
+    # A web identity (EKS's IAM role for the ServiceAccount) stands in for the key pair.
+    irsa = copy.deepcopy(no_keys)
+    account = next(
+        d
+        for d in irsa
+        if d["metadata"]["name"] == "circle-detector-backend" and d["kind"] == "ServiceAccount"
+    )
+    account["metadata"]["annotations"] = {checks.IRSA_ANNOTATION: "arn:aws:iam::1:role/r"}
+    assert checks.check_storage_credentials(irsa) == []

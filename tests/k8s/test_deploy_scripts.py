@@ -81,6 +81,12 @@ def cluster(tmp_path: Path):
     return run
 
 
+ALL_SECRETS = (
+    "circle-detector-db circle-detector-tls circle-detector-api-key circle-detector-s3 "
+    "circle-detector-storage"
+)
+
+
 def _calls(cluster) -> list[str]:
     path = cluster.dir / "calls"
     return path.read_text().splitlines() if path.exists() else []
@@ -106,8 +112,6 @@ def test_deploy_stage_stops_before_applying_without_the_database_secret(cluster)
     result = cluster(
         "deploy.sh",
         "stage",
-        "--storage-class",
-        "efs-sc",
         secrets="circle-detector-tls circle-detector-api-key",
     )
     assert result.returncode != 0
@@ -126,9 +130,8 @@ def test_deploy_prod_stops_without_the_tls_secret(cluster):
     result = cluster(
         "deploy.sh",
         "prod",
-        "--storage-class",
-        "efs-sc",
-        secrets="circle-detector-db circle-detector-api-key circle-detector-s3",
+        secrets="circle-detector-db circle-detector-api-key circle-detector-s3 "
+        "circle-detector-storage",
     )
     assert result.returncode != 0
     assert "create secret tls circle-detector-tls" in result.stderr
@@ -144,9 +147,7 @@ def test_deploy_prod_with_its_secrets_and_a_canary(cluster):
         "canary",
         "--bento-image",
         image,
-        "--storage-class",
-        "efs-sc",
-        secrets="circle-detector-db circle-detector-tls circle-detector-api-key circle-detector-s3",
+        secrets=ALL_SECRETS,
     )
     assert result.returncode == 0, result.stderr
     applied = _docs(cluster.dir / "applied.yaml")
@@ -173,9 +174,6 @@ def test_teardown_deletes_the_overlay_or_keeps_its_data(cluster):
     assert {"Deployment", "InferenceService", "Service"} <= kinds
 
 
-ALL_SECRETS = "circle-detector-db circle-detector-tls circle-detector-api-key circle-detector-s3"
-
-
 def test_deploy_local_stops_without_the_model_pvc(cluster):
     result = cluster("deploy.sh", "local", pvcs="")
     assert result.returncode != 0
@@ -195,20 +193,45 @@ def test_deploy_dev_stops_without_the_models_s3_secret(cluster):
     assert ok.returncode == 0, ok.stderr
 
 
-def test_deploy_stage_stops_while_the_rwx_storage_class_is_the_placeholder(cluster):
-    result = cluster("deploy.sh", "stage", secrets=ALL_SECRETS)
+@pytest.mark.parametrize("overlay", ["stage", "prod"])
+def test_deploy_stops_without_the_upload_storage_secret(cluster, overlay):
+    """stage/prod keep uploads in S3: no volume, and the credentials' Secret must exist first."""
+    others = ALL_SECRETS.replace(" circle-detector-storage", "")
+    result = cluster("deploy.sh", overlay, secrets=others)
     assert result.returncode != 0
-    assert "rwx-storage-class-unset" in result.stderr
-    assert "--storage-class NAME" in result.stderr and "kubectl get storageclass" in result.stderr
+    assert "Secret circle-detector-storage missing" in result.stderr
+    assert (
+        "create secret generic circle-detector-storage --from-literal=aws-access-key-id="
+        in result.stderr
+    )
+    assert "--from-literal=aws-secret-access-key=" in result.stderr
     assert not (cluster.dir / "applied.yaml").exists()
-    missing = cluster("deploy.sh", "stage", "--storage-class", "nfs", secrets=ALL_SECRETS)
+    result = cluster("deploy.sh", overlay, secrets=ALL_SECRETS)
+    assert result.returncode == 0, result.stderr
+    applied = _docs(cluster.dir / "applied.yaml")
+    assert not [d for d in applied if d["kind"] == "PersistentVolumeClaim"]
+    assert not any(" get storageclass " in f" {c} " for c in _calls(cluster))
+    config = next(d for d in applied if d["kind"] == "ConfigMap")["data"]
+    assert config["STORAGE_URL"].startswith("s3://")
+
+
+def test_storage_class_names_the_volume_of_local_and_dev_only(cluster):
+    """--storage-class is for the PVC that local/dev keep; stage/prod have none and refuse it
+    (a patch on a missing object would be dropped without a word)."""
+    refused = cluster("deploy.sh", "stage", "--storage-class", "efs-sc", secrets=ALL_SECRETS)
+    assert refused.returncode != 0
+    assert "overlay stage has no PersistentVolumeClaim" in refused.stderr
+    assert not (cluster.dir / "applied.yaml").exists()
+    dev = "circle-detector-api-key circle-detector-s3"
+    missing = cluster("deploy.sh", "dev", "--storage-class", "nfs", secrets=dev)
     assert missing.returncode != 0 and "StorageClass nfs does not exist" in missing.stderr
-    result = cluster("deploy.sh", "stage", "--storage-class", "efs-sc", secrets=ALL_SECRETS)
+    result = cluster("deploy.sh", "dev", "--storage-class", "efs-sc", secrets=dev)
     assert result.returncode == 0, result.stderr
     pvc = next(
         d for d in _docs(cluster.dir / "applied.yaml") if d["kind"] == "PersistentVolumeClaim"
     )
     assert pvc["spec"]["storageClassName"] == "efs-sc"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteOnce"]
 
 
 def test_deploy_stops_on_an_istio_older_than_1_22(cluster):

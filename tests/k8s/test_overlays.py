@@ -32,6 +32,7 @@ def test_variant_passes_every_check(overlay, components, bento, backend, kuberne
         + checks.check_backend(docs, backend, bento.model_name)
         + checks.check_routing(docs, backend, tls=ha)
         + checks.check_api_key(docs, public=overlay != "local")
+        + checks.check_storage_credentials(docs)
         + checks.check_timeouts(docs, backend)
         + checks.check_pod_security(docs)
         + checks.check_gateway_conflicts(docs)
@@ -57,6 +58,11 @@ def test_images_are_the_ones_the_build_script_makes(overlay, built_images):
     assert checks.check_images(docs, built_images, overlay == "local", version) == []
 
 
+def _backend_config(docs) -> dict[str, str]:
+    """The backend ConfigMap's data (its name carries kustomize's hash)."""
+    return next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+
+
 def test_overlays_differ_where_environments_differ():
     by = {o: render(o) for o in OVERLAYS}
     namespaces = {o: one(d, "Namespace")["metadata"]["name"] for o, d in by.items()}
@@ -71,6 +77,12 @@ def test_overlays_differ_where_environments_differ():
         assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"]["type"] == "Recreate"
         env = {e["name"] for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
         assert "DATABASE_URL" not in env  # SQLite in DATA_DIR on the PVC
+        assert "STORAGE_URL" not in _backend_config(by[overlay])  # uploads there too
+        assert one(by[overlay], "PersistentVolumeClaim")["spec"]["accessModes"] == ["ReadWriteOnce"]
+    for overlay in ("stage", "prod"):
+        assert not [d for d in by[overlay] if d["kind"] == "PersistentVolumeClaim"]
+        url = _backend_config(by[overlay])["STORAGE_URL"]
+        assert url == f"s3://circle-detector-uploads/{overlay}"  # one prefix per environment
     assert (
         one(by["prod"], "InferenceService")["spec"]["predictor"]["maxReplicas"]
         > one(by["local"], "InferenceService")["spec"]["predictor"]["maxReplicas"]
