@@ -15,10 +15,13 @@ name is `circle-detector-backend` (`OTEL_SERVICE_NAME` overrides it).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
-from bentos.circle_detector.tracing import make_provider
+from bentos.circle_detector.tracing import TracingConfigError, make_provider
+
+log = logging.getLogger(__name__)
 
 SERVICE_NAME = "circle-detector-backend"
 #: Probes and scrapes: no span for them (a regex list, as the instrumentation takes it).
@@ -30,10 +33,15 @@ _tracer: Any = None
 def instrument(app: Any) -> Any:
     """Trace `app`'s requests if the environment turns tracing on; the provider, or None.
 
-    Raises `TracingConfigError` naming the variable when the exporter or protocol is unknown.
+    An exporter or protocol that is not installed is logged (naming the variable) and leaves
+    tracing off, as on the Bento: tracing never keeps the service from starting.
     """
     global _tracer
-    provider = make_provider(SERVICE_NAME)
+    try:
+        provider = make_provider(SERVICE_NAME)
+    except TracingConfigError as exc:
+        log.error("tracing off: %s", exc)
+        return None
     if provider is None:
         return None
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor

@@ -120,6 +120,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             # the message, in a reference cycle that only the garbage collector frees.
             context.set_code(failure[0])
             context.set_details(failure[1])
+            tracing.fail(failure[0].value[0], failure[1])
             return service_pb2.ModelInferResponse()
         assert response is not None
         return grpc_codec.encode_response(response)

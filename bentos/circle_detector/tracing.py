@@ -142,6 +142,19 @@ def server_span(name: str, carrier: Carrier | Callable[[], Carrier | None]) -> A
     return _tracer.start_as_current_span(name, context=parent, kind=SpanKind.SERVER)
 
 
+def fail(code: int, message: str) -> None:
+    """Mark the current span failed with gRPC status `code` (a status the transport answers
+    without raising); a no-op when tracing is off."""
+    if _tracer is None:
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace import Status, StatusCode
+
+    span = trace.get_current_span()
+    span.set_attribute("rpc.grpc.status_code", code)
+    span.set_status(Status(StatusCode.ERROR, message))
+
+
 def current() -> Any:
     """The current span's context, to link a batch to it later; None when tracing is off."""
     if _tracer is None:

@@ -164,3 +164,25 @@ def test_standalone_launcher_imports_no_opentelemetry_when_off(
     )
     assert "STATUS 200" in done.stdout, done.stdout + done.stderr[-3000:]
     assert "OTEL []" in done.stdout, done.stdout
+
+
+def test_a_failed_grpc_answer_marks_its_span_failed(monkeypatch) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
+    with tracing.server_span("V2 ModelInfer", lambda: [("traceparent", "junk")]):
+        tracing.fail(3, "input 'image' is missing")
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code.name == "ERROR"
+    assert span.attributes["rpc.grpc.status_code"] == 3
+    assert span.parent is None  # a bad traceparent starts a new trace, it does not fail
+
+
+def test_every_helper_is_a_no_op_when_off(monkeypatch) -> None:
+    monkeypatch.setattr(tracing, "_tracer", None)
+    with tracing.server_span("x", lambda: pytest.fail("the carrier is read only when on")):
+        tracing.fail(13, "internal")
+        assert tracing.current() is None
+        with tracing.batch_span([None], 1):
+            pass
