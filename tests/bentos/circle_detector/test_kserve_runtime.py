@@ -3,9 +3,10 @@
 KServe starts a ServingRuntime's container as `--model_name={{.Name}} --model_dir=/mnt/models
 --http_port=8080`, after its storage-initializer container has put the model in /mnt/models.
 Here the real initializer code (`kserve-storage`, in a virtual environment of its own as in its
-own container) downloads the exported model from an http:// URI served on 127.0.0.1 and
-unpacks it; the launcher then serves that directory, unchanged, under the name it was given,
-over V2 REST and gRPC. (Mocked: nothing; only Kubernetes itself is absent.)
+own container) downloads the exported model from an http:// URI served on 127.0.0.1 (a tar.gz
+it unpacks) and from an s3:// URI on a real S3 API server (moto's, on 127.0.0.1); the launcher
+then serves that directory, unchanged, under the name it was given, over V2 REST and gRPC.
+(Mocked: nothing; only Kubernetes itself is absent.)
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -35,7 +37,7 @@ from bentos.circle_detector.model.artifacts import (
     read_metadata,
 )
 from tests.bentos.circle_detector.images import LOOSE, circles_image, encode, reference
-from tests.servers import REPO_ROOT, free_port, start_bento, stop_bento
+from tests.servers import REPO_ROOT, free_port, start_bento, stop_bento, stop_process_group
 
 KSERVE_STORAGE = "kserve-storage==0.21.0"
 STORAGE_VENV = REPO_ROOT / ".venv" / "kserve-storage"
@@ -59,18 +61,23 @@ def storage_python() -> Path:
 
 
 @pytest.fixture(scope="module")
-def model_archive(tmp_path_factory) -> Path:
-    """The exported model as `circle-detector export --repository` lays it out, in a tar.gz."""
-    root = tmp_path_factory.mktemp("archive")
+def repository(tmp_path_factory) -> Path:
+    """The exported model as `circle-detector export --repository` lays it out."""
+    root = tmp_path_factory.mktemp("export") / "repository"
     done = subprocess.run(
-        [sys.executable, "-m", "bentos.circle_detector.cli", "export", "--repository",
-         str(root / "repository")],
+        [sys.executable, "-m", "bentos.circle_detector.cli", "export", "--repository", str(root)],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    archive = root / "circle-detector.tar.gz"
+    return root
+
+
+@pytest.fixture(scope="module")
+def model_archive(repository) -> Path:
+    """The repository in a tar.gz, as one file on a web server."""
+    archive = repository.parent / "circle-detector.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
-        for version in (root / "repository").iterdir():
+        for version in repository.iterdir():
             tar.add(version, arcname=version.name)
     return archive
 
@@ -92,14 +99,34 @@ def http_uri(model_archive) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def mnt_models(storage_python, http_uri, tmp_path_factory) -> Path:
+def s3_uri(repository, tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
+    """The repository in a bucket of a real S3 API server; the initializer's environment."""
+    from tests.backend.s3 import CREDENTIALS, start_moto
+
+    moto = start_moto(tmp_path_factory.mktemp("moto"))
+    try:
+        client = moto.client()
+        client.create_bucket(Bucket="models")
+        for path in repository.rglob("*"):
+            if path.is_file():
+                key = f"circle-detector/{path.relative_to(repository)}"
+                client.upload_file(str(path), "models", key)
+        yield "s3://models/circle-detector", {**CREDENTIALS, "AWS_ENDPOINT_URL": moto.url}
+    finally:
+        stop_process_group(moto.process, signal.SIGTERM, 10)
+
+
+@pytest.fixture(scope="module", params=["http", "s3"])
+def mnt_models(request, storage_python, tmp_path_factory) -> Path:
     """What the storage initializer leaves in /mnt/models, made read-only as KServe mounts it."""
+    uri, env = (request.getfixturevalue("http_uri"), {}) if request.param == "http" else \
+        request.getfixturevalue("s3_uri")  # fmt: skip
     out = tmp_path_factory.mktemp("mnt") / "models"
     script = "import sys; from kserve_storage import Storage; " \
              "print(Storage.download_files([sys.argv[1]], [sys.argv[2]]))"  # fmt: skip
     done = subprocess.run(
-        [str(storage_python), "-c", script, http_uri, str(out)],
-        capture_output=True, text=True, timeout=120,
+        [str(storage_python), "-c", script, uri, str(out)],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     for path in [out, *out.rglob("*")]:
