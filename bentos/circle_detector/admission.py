@@ -63,3 +63,12 @@ class Budget:
                 changed.notify_all()
             if self._on_release is not None:
                 self._on_release(amount)
+
+
+def unbounded(name: str) -> Budget:
+    """A budget that admits everything at once (a transport or dataplane built without one)."""
+    return Budget(name, UNBOUNDED, timeout_s=1.0)
+
+
+#: The capacity of `unbounded` budgets: more than any process can hold.
+UNBOUNDED = 1 << 62

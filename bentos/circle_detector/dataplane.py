@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from . import metrics
-from .admission import Budget
+from .admission import Budget, unbounded
 from .batching import AdaptiveBatcher
 from .model.detector import (
     DEFAULT_MAX_DETECTIONS,
@@ -99,8 +99,8 @@ class DataPlane:
         self._ready = False
         self._started = time.monotonic()
         self.ready_deadline_s = ready_deadline_s
-        #: Decoded pixels in flight across requests (None: unbounded).
-        self.pixel_budget = pixel_budget or Budget("decoded pixels", 1 << 62, 1.0)
+        #: Decoded pixels in flight across requests (unbounded when none is given).
+        self.pixel_budget = pixel_budget or unbounded("decoded pixels")
         #: Set by the first inference a client got an answer to (not the warm-up's).
         self.answered = asyncio.Event()
 
@@ -113,6 +113,15 @@ class DataPlane:
     def not_ready_for(self) -> float:
         """Seconds since start-up without having become ready (0 once ready)."""
         return 0.0 if self._ready else time.monotonic() - self._started
+
+    def liveness_error(self) -> str | None:
+        """Why the server is not live (past its ready deadline), or None when it is."""
+        if self.live():
+            return None
+        return (
+            f"not ready {self.not_ready_for():.0f} s after start-up, past the deadline of "
+            f"{self.ready_deadline_s:g} s (CIRCLE_DETECTOR_READY_DEADLINE_S)"
+        )
 
     def ready(self) -> bool:
         return self._ready

@@ -23,7 +23,7 @@ import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from . import tracing
-from .admission import Budget
+from .admission import Budget, unbounded
 from .protocol import InferResponse, Limits, ProtocolError, grpc_codec
 from .protocol.limits import DEFAULT_LIMITS
 
@@ -50,7 +50,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
     ) -> None:
         self.dataplane = dataplane
         self.limits = limits
-        self.byte_budget = byte_budget or Budget("in-flight bytes", 1 << 62, 1.0)
+        self.byte_budget = byte_budget or unbounded("in-flight bytes")
 
     async def ServerLive(
         self, request: service_pb2.ServerLiveRequest, context: Context
@@ -129,14 +129,13 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         try:
             return func(*args)
         except ProtocolError as exc:
-            await _abort(context, exc)
+            await _abort(context, grpc.StatusCode[exc.grpc_code], exc.message)
         except Exception as exc:
-            await context.abort(grpc.StatusCode.INTERNAL, _log_internal(exc, None))
-            raise AssertionError("ServicerContext.abort always raises") from None
+            await _abort(context, grpc.StatusCode.INTERNAL, _log_internal(exc, None))
 
 
-async def _abort(context: Context, exc: ProtocolError) -> NoReturn:
-    await context.abort(grpc.StatusCode[exc.grpc_code], exc.message)
+async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
+    await context.abort(code, message)
     raise AssertionError("ServicerContext.abort always raises")
 
 

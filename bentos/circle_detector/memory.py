@@ -22,8 +22,8 @@ import time
 logger = logging.getLogger(__name__)
 #: A request that held at least this many bytes is followed by a trim.
 TRIM_BYTES = 16 * 1024 * 1024
-#: Seconds from a big request's end to its trims (the transport lets go of the message, the
-#: error response is sent).
+#: Pauses before each trim after a big request's end, one after the other: trims at 0.2 s and
+#: 2 s (by then the transport has let go of the message and an error response is sent).
 TRIM_DELAYS_S = (0.2, 1.8)
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8
 _MMAP_THRESHOLD = 1024 * 1024

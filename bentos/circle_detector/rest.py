@@ -17,11 +17,9 @@ answers meanwhile; a body that trickles in is cut off after the body timeout (40
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -33,7 +31,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from . import tracing
-from .admission import Budget
+from .admission import Budget, unbounded
 from .protocol import Limits, NotReady, PayloadTooLarge, ProtocolError, RequestTimeout
 from .protocol.limits import DEFAULT_LIMITS
 from .protocol.rest_codec import (
@@ -50,7 +48,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 #: Bodies larger than this are parsed off the event loop.
 _THREAD_PARSE_BYTES = 1 << 20
-#: Default cap on an infer request body; the server sets `app.state.max_body_bytes`.
+#: Default cap on an infer request body of an app without `app.state.limits` (the server
+#: sets those; `app.state.max_body_bytes` alone also works, see `_limits`).
 DEFAULT_MAX_BODY_BYTES = 256 * 1024 * 1024
 #: In-memory cost of a body per byte: JSON becomes Python objects (measured: 64 MiB of JSON
 #: BYTES grew the worker by 1.7 GB); binary tensors are the body plus their arrays.
@@ -77,11 +76,8 @@ async def server_metadata(request: Request) -> Response:
 
 async def server_live(request: Request) -> Response:
     dataplane = getattr(request.app.state, "dataplane", None)
-    if dataplane is not None and not dataplane.live():
-        error = (
-            f"not ready {dataplane.not_ready_for():.0f} s after start-up, past the deadline of "
-            f"{dataplane.ready_deadline_s:g} s (CIRCLE_DETECTOR_READY_DEADLINE_S)"
-        )
+    error = dataplane.liveness_error() if dataplane is not None else None
+    if error is not None:
         return JSONResponse({"live": False, "error": error}, status_code=503)
     return JSONResponse({"live": True})
 
@@ -120,8 +116,10 @@ async def _infer(request: Request) -> Response:
     limit = limits.max_json_bytes if json_length is None else limits.max_body_bytes
     encoding = request.headers.get("content-encoding")
     cost = _memory_cost(_declared_length(request, limit), limit, json_length, bool(encoding))
-    budget: Budget | None = getattr(state, "byte_budget", None)
-    async with budget.hold(cost) if budget else _no_budget():
+    # An app whose server set no budget admits everything (one per request: a budget's
+    # condition belongs to one event loop).
+    budget: Budget = getattr(state, "byte_budget", None) or unbounded("in-flight bytes")
+    async with budget.hold(cost):
         timeout = getattr(state, "body_timeout_s", DEFAULT_BODY_TIMEOUT_S)
         try:
             async with asyncio.timeout(timeout):
@@ -175,16 +173,11 @@ def _memory_cost(
 def _declared_length(request: Request, limit: int) -> int | None:
     """`Content-Length`, refused with 413 when over the limit (None: not given)."""
     declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
+    if not (declared.isascii() and declared.isdigit()):
         return None
     if int(declared) > limit:
         raise PayloadTooLarge(f"request body is {declared} bytes; the limit is {limit}")
     return int(declared)
-
-
-@contextlib.asynccontextmanager
-async def _no_budget() -> AsyncIterator[int]:
-    yield 0
 
 
 async def _read_body(request: Request, limit: int) -> bytearray:

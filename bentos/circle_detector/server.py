@@ -94,7 +94,6 @@ class ModelServer:
     def attach(self, app: Any) -> None:
         """Serve this model on a REST app made by `rest.create_app`."""
         app.state.dataplane = self.dataplane
-        app.state.max_body_bytes = self.settings.max_body_bytes
         app.state.limits = self.limits
         app.state.byte_budget = self.byte_budget
         app.state.body_timeout_s = self.settings.body_timeout_s

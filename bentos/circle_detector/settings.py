@@ -187,7 +187,7 @@ def http_port(environ: Mapping[str, str] | None = None, default: int = 3000) -> 
         raw = (env.get(name) or "").strip()
         if not raw:
             continue
-        if not raw.isdigit() or not 1 <= int(raw) <= 65535:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 65535:
             raise SettingsError(f"{name}={raw!r}: expected a port number between 1 and 65535")
         return int(raw)
     return default

@@ -39,7 +39,7 @@ logger = logging.getLogger("circle_detector")
 
 def _port(low: int) -> Any:
     def port(raw: str) -> int:
-        if not raw.isdigit() or not low <= int(raw) <= 65535:
+        if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= 65535:
             raise argparse.ArgumentTypeError(f"{raw!r} is not a port number ({low} to 65535)")
         return int(raw)
 

@@ -226,10 +226,12 @@ def test_liveness_fails_past_the_ready_deadline_and_shutdown_stops_the_warm_up(b
         stop_process_group(process, timeout_s=10)
         # uvicorn re-raises the SIGTERM it handled once shut down cleanly
         assert process.returncode in (0, -signal.SIGTERM) and time.monotonic() - started < 5
-        assert process.stderr is not None
-        assert "Application shutdown complete" in process.stderr.read().decode()
+        _, stderr = process.communicate(timeout=5)  # reads and closes the pipe
+        assert "Application shutdown complete" in stderr.decode()
     finally:
         stop_process_group(process)
+        if process.stderr is not None:
+            process.stderr.close()
 
 
 @pytest.mark.parametrize("launcher", ["standalone", "bentoml"])
@@ -260,3 +262,12 @@ def test_empty_port_means_the_default():
     assert http_port({"PORT": "", "BENTOML_PORT": ""}) == 3000
     assert http_port({"PORT": "8080", "BENTOML_PORT": " "}) == 8080
     assert load_settings({"PORT": ""}).port == 3000
+
+
+def test_a_port_of_non_ascii_digits_is_a_settings_error():
+    """`str.isdigit` accepts '²', which `int` refuses: it must be the one-line error, not a
+    ValueError traceback at import of the service."""
+    from bentos.circle_detector.settings import SettingsError, http_port
+
+    with pytest.raises(SettingsError, match="PORT='²': expected a port number"):
+        http_port({"PORT": "²"})

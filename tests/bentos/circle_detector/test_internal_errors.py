@@ -79,14 +79,14 @@ async def test_rest_500_is_generic_with_a_logged_request_id(broken_dataplane, ca
 
 async def test_grpc_internal_is_generic_with_a_logged_request_id(broken_dataplane, caplog):
     server, port = await grpc_transport.start_server(broken_dataplane, "127.0.0.1", 0)
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
     try:
-        client = grpcclient.InferenceServerClient(f"127.0.0.1:{port}")
         tensor = grpcclient.InferInput("image", [1], "BYTES")
         tensor.set_data_from_numpy(np.array([encode(circles_image(64, 64, 1))], dtype=object))
         with caplog.at_level(logging.ERROR), pytest.raises(InferenceServerException) as raised:
             await client.infer("circle-detector", [tensor], request_id="grpc-7")
-        await client.close()
     finally:
+        await client.close()
         await server.stop(None)
     assert raised.value.status() == "StatusCode.INTERNAL"
     assert raised.value.message() == "internal error (request id grpc-7)"

@@ -174,8 +174,8 @@ def test_serves_the_model_dir_under_kserves_arguments(bentoml_home, mnt_models) 
             assert client.is_model_ready(SERVED_NAME)
             tensor = grpcclient.InferInput("image", [1], "BYTES")
             tensor.set_data_from_numpy(np.array([encode(image)], dtype=object))
-            result = client.infer(SERVED_NAME, [tensor])
-            assert result.as_numpy("num_detections") is not None
+            result = client.infer(SERVED_NAME, [tensor], parameters=LOOSE)
+            assert result.as_numpy("num_detections").tolist() == [expected]
     finally:
         stop_bento(server)
     assert _snapshot(mnt_models) == before  # read-only: nothing written, nothing touched

@@ -10,7 +10,7 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -81,8 +81,12 @@ def test_a_batch_span_is_a_child_of_its_oldest_request_and_links_them_all(monkey
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("test"))
 
+    first_running, release_first = threading.Event(), threading.Event()
+
     def run(items: list[int]) -> list[int]:
-        time.sleep(0.05)  # the second and third requests queue meanwhile: one batch of two
+        if items == [1]:  # held until the second and third requests queue: one batch of two
+            first_running.set()
+            assert release_first.wait(10)
         return items
 
     async def scenario() -> None:
@@ -95,8 +99,12 @@ def test_a_batch_span_is_a_child_of_its_oldest_request_and_links_them_all(monkey
                 return await batcher.submit([i])
 
         first = asyncio.create_task(request(1))
-        await asyncio.sleep(0.01)
-        assert await asyncio.gather(first, request(2), request(3)) == [[1], [2], [3]]
+        assert await asyncio.to_thread(first_running.wait, 10)
+        others = [asyncio.create_task(request(i)) for i in (2, 3)]
+        await asyncio.sleep(0)  # each task's first step queues its image
+        assert batcher.queued == 2
+        release_first.set()
+        assert await asyncio.gather(first, *others) == [[1], [2], [3]]
         await batcher.close()
 
     asyncio.run(scenario())
