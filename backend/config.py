@@ -90,8 +90,9 @@ class Settings(BaseSettings):
     pending_retry_interval_s: float = Field(
         60.0,
         ge=0,
-        description="Every this many seconds, detect again images left pending at least this "
-        "long (0 turns the background retry off; POST .../detect always works).",
+        description="Background retry of pending images: the longest wait between rounds "
+        "after a failed one (the wait doubles from PENDING_RETRY_POLL_S up to this); 0 turns "
+        "the background retry off (POST .../detect always works).",
     )
     model_server_tls: bool = Field(
         False,

@@ -120,7 +120,7 @@ class ImageService:
         replayed = image is not None
         if image is None:
             try:
-                image = await self._store(upload, info, params, idempotency_key)
+                image = await self._store(upload, key, info, params, idempotency_key)
             except IntegrityError:
                 image = await self._replay(idempotency_key, key) if idempotency_key else None
                 if image is None:
@@ -154,11 +154,12 @@ class ImageService:
     async def _store(
         self,
         upload: Upload,
+        key: str,
         info: ImageInfo,
         params: DetectParams,
-        idempotency_key: str | None = None,
+        idempotency_key: str | None,
     ) -> Image:
-        key = content_key(upload.data)
+        """Write the file under `key` (its content key) and commit its rows together."""
         async with in_transaction() as conn:
             await hold_writer_lock(conn, self.settings)
             _, created = await Blob.get_or_create(

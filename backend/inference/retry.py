@@ -58,7 +58,6 @@ async def with_retries(
                     ModelRejectedError,
                     f"{exc} (failed {server_errors} time(s): given up on this image)",
                     attempt,
-                    exc,
                 ) from exc
             wait, error = delay * random.uniform(0.75, 1.25), exc
         except ModelRejectedError as exc:
@@ -71,7 +70,6 @@ async def with_retries(
                     ModelUnavailableError,
                     f"{exc} (gave up after {attempt} attempt(s) in {deadline_s:g} s)",
                     attempt,
-                    exc,
                 ) from exc
             wait = min(max(delay * random.uniform(0.75, 1.25), exc.retry_after_s or 0), remaining)
             error = exc
@@ -81,7 +79,8 @@ async def with_retries(
         delay = min(delay * 2, backoff_max_s)
 
 
-def _gave_up(kind: type[Exception], message: str, attempts: int, cause: Exception) -> Exception:
+def _gave_up(kind: type[Exception], message: str, attempts: int) -> Exception:
+    """The error that ends the retries, carrying how many calls were made."""
     final = kind(message)
     final.attempts = attempts  # type: ignore[attr-defined]
     return final

@@ -244,17 +244,19 @@ class V2Client:
 
 def _http_client_class() -> type:
     """tritonclient's aio HTTP client that also keeps an error answer's Retry-After header
-    (tritonclient itself drops the headers of errors)."""
+    (tritonclient itself drops the headers of errors) and reads every error answer's body, so
+    that its connection goes back to the pool (tritonclient's `is_model_ready` never reads it,
+    leaving the connection to be closed by the garbage collector)."""
     global _HTTP_CLIENT
     if _HTTP_CLIENT is None:
         import tritonclient.http.aio as httpclient
 
         class Client(httpclient.InferenceServerClient):
             async def _get(self, *args: Any, **kwargs: Any) -> Any:
-                return _keep_retry_after(await super()._get(*args, **kwargs))
+                return await _keep_retry_after(await super()._get(*args, **kwargs))
 
             async def _post(self, *args: Any, **kwargs: Any) -> Any:
-                return _keep_retry_after(await super()._post(*args, **kwargs))
+                return await _keep_retry_after(await super()._post(*args, **kwargs))
 
         _HTTP_CLIENT = Client
     return _HTTP_CLIENT
@@ -263,9 +265,10 @@ def _http_client_class() -> type:
 _HTTP_CLIENT: type | None = None
 
 
-def _keep_retry_after(response: Any) -> Any:
+async def _keep_retry_after(response: Any) -> Any:
     if response.status != 200:
         _retry_after.set(response.headers.get("Retry-After"))
+        await response.read()  # cached for tritonclient's own read; releases the connection
     return response
 
 

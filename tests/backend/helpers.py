@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,6 +126,17 @@ def _wait_healthy(server: BackendServer, timeout_s: float) -> None:
 def stop_backend(server: BackendServer, sig: int = signal.SIGTERM, timeout_s: float = 15) -> None:
     """Stop the server (SIGTERM for a clean stop, SIGKILL to simulate a crash)."""
     stop_process_group(server.process, sig, timeout_s)
+
+
+def wait_until(
+    predicate: Callable[[], bool], timeout_s: float = 15.0, what: str = "condition"
+) -> float:
+    """Poll `predicate` every 50 ms until it holds; seconds it took (fails past `timeout_s`)."""
+    start = time.monotonic()
+    while not predicate():
+        assert time.monotonic() - start < timeout_s, f"{what} not met in {timeout_s} s"
+        time.sleep(0.05)
+    return time.monotonic() - start
 
 
 @contextlib.contextmanager

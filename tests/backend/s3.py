@@ -63,13 +63,14 @@ def s3_client(endpoint: str):
 
 def start_moto(log_dir: Path) -> MotoServer:
     port = free_port()
-    log = (log_dir / f"moto-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log_path = log_dir / f"moto-{port}.log"
+    with log_path.open("wb") as log:  # the child keeps its own descriptor
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     server = MotoServer(f"http://127.0.0.1:{port}", process)
     deadline = time.monotonic() + 30
     while True:
@@ -78,7 +79,7 @@ def start_moto(log_dir: Path) -> MotoServer:
                 return server
         if process.poll() is not None or time.monotonic() > deadline:
             stop_process_group(process, signal.SIGKILL, 5)
-            raise RuntimeError(f"moto server did not start: {log.name}")
+            raise RuntimeError(f"moto server did not start: {log_path}")
         time.sleep(0.1)
 
 

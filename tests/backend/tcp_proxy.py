@@ -39,6 +39,8 @@ class TcpProxy:
         self.stop()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     async def _start(self) -> None:
         if self._server is None:
@@ -87,7 +89,6 @@ class RoundRobinProxy(TcpProxy):
         super().__init__(*targets[0])
         self.targets = targets
         self.connections = [0] * len(targets)
-        self.refused: list[tuple[int, str]] = []
         self._next = 0
 
     async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -96,8 +97,7 @@ class RoundRobinProxy(TcpProxy):
         for index in [(start + k) % count for k in range(count)]:  # local: other handlers run
             try:
                 opened = await asyncio.open_connection(*self.targets[index])
-            except OSError as exc:
-                self.refused.append((index, repr(exc)))
+            except OSError:
                 continue
             self.connections[index] += 1
             return opened

@@ -18,6 +18,7 @@ from tests.backend.helpers import (
     start_backend,
     stop_backend,
     upload,
+    wait_until,
 )
 
 RETRY_ENV = {
@@ -50,14 +51,6 @@ def healthy_model(model) -> Iterator[None]:
     model.mode, model.bad, model.bad_status, model.headers = 200, [], 500, {}
     yield
     model.mode, model.bad = 200, []
-
-
-def wait_until(predicate, timeout_s: float = 15.0, what: str = "condition") -> float:
-    start = time.monotonic()
-    while not predicate():
-        assert time.monotonic() - start < timeout_s, f"{what} not met in {timeout_s} s"
-        time.sleep(0.05)
-    return time.monotonic() - start
 
 
 def pending_total(server: BackendServer) -> int:

@@ -85,11 +85,13 @@ def test_thumbnails_are_small_jpegs_cached_in_storage_and_deleted_with_the_file(
         assert c.get(body["links"]["thumbnail"]).status_code == 404
 
 
-def test_annotated_pngs_of_big_images_are_scaled_with_their_circles(backend):
+def test_annotated_pngs_within_the_max_side_keep_their_size(backend):
+    """Scaling past ANNOTATED_MAX_SIDE, circles with it: tests/backend/test_annotate.py."""
     data = circles_png(seed=31_040, size=(2048, 1024), fmt="JPEG")
     with backend.client() as c:
         body = upload(c, data, name="big.jpg").json()
-        r = c.get(body["links"]["annotated"], params={})
+        r = c.get(body["links"]["annotated"])
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
         with Image.open(io.BytesIO(r.content)) as img:
             assert img.size == (2048, 1024)  # within ANNOTATED_MAX_SIDE: kept
 
