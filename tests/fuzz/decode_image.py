@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -180,7 +180,7 @@ def run_atheris(argv: list[str]) -> None:  # pragma: no cover - needs atheris
     atheris.Fuzz()
 
 
-def main(argv: list[str] | None = None, run: Callable[..., int] = run_mutational) -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.fuzz.decode_image",
         description="Fuzz decode_image: only ImageDecodeError may come out of it.",
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None, run: Callable[..., int] = run_mutational
             [sys.argv[0], *rest, *seconds, f"-artifact_prefix={args.crashes}/", str(args.corpus)]
         )
         return 0
-    failures = run(args.cases, args.seed, args.crashes, args.seconds)
+    failures = run_mutational(args.cases, args.seed, args.crashes, args.seconds)
     print(f"{failures} inputs raised something other than ImageDecodeError")
     return 1 if failures else 0
 

@@ -106,6 +106,10 @@ def encode_response(response: InferResponse) -> service_pb2.ModelInferResponse:
 _RAW_FIELD = 7
 #: Bytes an element a message's typed part may take on the wire before it is refused unparsed.
 TYPED_WIRE_BYTES = 2
+#: Top-level fields `wire_sizes` reads before it counts the rest as typed: a real request has
+#: a handful, and the walk is pure Python on the event loop (64 MiB of 2-byte unknown fields
+#: would hold it for tens of seconds, liveness included).
+MAX_TOP_LEVEL_FIELDS = 4096
 
 
 def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> service_pb2.ModelInferRequest:
@@ -130,10 +134,13 @@ def parse_message(data: bytes, limits: Limits = DEFAULT_LIMITS) -> service_pb2.M
 def wire_sizes(data: bytes) -> tuple[int, int]:
     """(bytes of raw_input_contents, estimated bytes in memory once parsed), from a walk over
     the message's top-level fields only: raw contents cost about twice their size (bytes and
-    arrays), anything else (typed contents) up to 8 times."""
+    arrays), anything else (typed contents) up to 8 times. Past `MAX_TOP_LEVEL_FIELDS` fields
+    the rest counts as typed."""
     raw, pos, end = 0, 0, len(data)
     try:
-        while pos < end:
+        for _ in range(MAX_TOP_LEVEL_FIELDS):
+            if pos >= end:
+                break
             key, pos = _read_varint(data, pos)
             wire_type = key & 7
             if wire_type == 2:

@@ -89,6 +89,18 @@ def test_typed_contents_are_checked_on_the_wire_and_by_count():
         grpc_codec.parse_message(b"\x0a\xff\xff\xff")
 
 
+def test_a_message_of_countless_tiny_fields_is_sized_at_once_and_refused():
+    """8 MiB of 2-byte unknown fields: the walk stops after MAX_TOP_LEVEL_FIELDS (it runs on
+    the event loop), the rest counts as typed, and the message is refused unparsed."""
+    data = bytes([15 << 3, 1]) * (4 * 1024 * 1024)
+    started = time.perf_counter()
+    raw, cost = grpc_codec.wire_sizes(data)
+    assert time.perf_counter() - started < 0.5
+    assert raw == 0 and cost == 8 * len(data)
+    with pytest.raises(BadRequest, match="outside raw_input_contents"):
+        grpc_codec.parse_message(data)
+
+
 def test_wire_sizes_count_raw_contents_once():
     message = service_pb2.ModelInferRequest(model_name="circle-detector")
     message.inputs.add(name="image", datatype="UINT8", shape=[1, 100, 100])
