@@ -445,7 +445,8 @@ class ImageService:
 
     async def detect_pending(self, image: Image) -> ImageStatus | None:
         """One detection of a pending image for the background retry (backend/pending.py);
-        returns its status after it, None when it was deleted meanwhile.
+        returns its status after it, None when it was deleted before its file was read (a
+        delete while the model runs raises APIError 404, as in `detect`).
 
         Transient errors get one attempt (the retry loop watches readiness itself), a 500 its
         few; a missing file fails this image (410 path of read_file) rather than stopping others.

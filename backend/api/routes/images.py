@@ -139,7 +139,8 @@ def _body_size(request: Request, limit: int) -> int:
     """The body's declared size, or the most it may be (what the memory budget reserves)."""
     declared = request.headers.get("content-length", "")
     most = limit + OVERHEAD_BYTES
-    return min(int(declared), most) if declared.isascii() and declared.isdigit() else most
+    digits = declared.isascii() and declared.isdigit() and len(declared) <= 20
+    return min(int(declared), most) if digits else most
 
 
 @router.get("/", response_model=ImagePage)
