@@ -83,3 +83,5 @@ def tls_proxy(upstream: str, cert: Path, key: Path) -> Iterator[str]:
     finally:
         loop.call_soon_threadsafe(lambda: stop.done() or stop.set_result(None))
         thread.join(10)
+        if not thread.is_alive():
+            loop.close()
