@@ -17,7 +17,6 @@ from tests.bentos.circle_detector import abuse
 from tests.servers import running_bento
 
 LIVE_ASSERT_S = 1.0
-HEAVY_LIVE_ASSERT_S = 1.0
 LIGHT = ["json 64 MiB BYTES", "json 200 MiB", "gzip bomb 200 MiB", "binary 64 MiB 1-byte",
          "grpc 4x60 MiB typed"]  # fmt: skip
 EXPECTED = {
@@ -57,4 +56,4 @@ def test_abusive_request_is_refused_within_the_memory_budget(server, case):
 def test_big_legitimate_requests_succeed_within_the_memory_budget(server, case, count):
     result = abuse.measure(server, case, abuse.CASES[case])
     assert len(result.statuses) == count and all(s.startswith("OK") for s in result.statuses)
-    _assert_bounded(result, HEAVY_LIVE_ASSERT_S)
+    _assert_bounded(result)
