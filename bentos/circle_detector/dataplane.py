@@ -30,6 +30,7 @@ from .model.detector import (
     Prepared,
     prepare,
 )
+from .model.image_text import DEFAULT_MAX_FILE_BYTES, image_file
 from .model.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from .protocol import (
     BadRequest,
@@ -80,6 +81,7 @@ class DataPlane:
         pixel_budget: Budget | None = None,
         ready_deadline_s: float = float("inf"),
         model_name: str | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         self.detector = detector
         #: The name it is served under (KServe's `--model_name`), by default the model's own.
@@ -87,6 +89,8 @@ class DataPlane:
         self.model_version = detector.info.version
         self.max_pixels = max_pixels
         self.max_images = max_images
+        #: One BYTES element's image file, after base64 text is decoded.
+        self.max_file_bytes = max_file_bytes
         #: All images of one request together (memory bound): 4 full-size images by default.
         self.max_request_pixels = max_request_pixels or 4 * max_pixels
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="v2-prep")
@@ -195,7 +199,9 @@ class DataPlane:
         return response
 
     async def _infer(self, request: InferRequest) -> InferResponse:
-        image, pixels = self._image_input(request)
+        # Base64 text of an image is decoded here: off the event loop, as the decoding is.
+        loop = asyncio.get_running_loop()
+        image, pixels = await loop.run_in_executor(self._pool, self._image_input, request)
         async with self.pixel_budget.hold(pixels):
             return await self._infer_images(request, image)
 
@@ -247,9 +253,10 @@ class DataPlane:
                     f"BYTES input '{INPUT_NAME}' must have shape [N] (one encoded file per image), "
                     f"got {tensor.shape}"
                 )
-            total = sum(_header_pixels(b) for b in tensor.data)
+            files = [self._image_file(i, b) for i, b in enumerate(tensor.data)]
+            total = sum(_header_pixels(b) for b in files)
             self._check_request_pixels(total)
-            return list(enumerate(tensor.data)), total
+            return list(enumerate(files)), total
         if tensor.datatype in ("UINT8", "UINT16"):
             if len(tensor.shape) not in (3, 4) or (
                 len(tensor.shape) == 4 and tensor.shape[3] not in (1, 3, 4)
@@ -270,6 +277,13 @@ class DataPlane:
             f"input '{INPUT_NAME}' must be BYTES (encoded files) or UINT8 (pixels), "
             f"got {tensor.datatype}"
         )
+
+    def _image_file(self, index: int, element: bytes) -> bytes:
+        """Raw image bytes or base64 text of them (KServe's convention) as the file itself."""
+        try:
+            return image_file(element, self.max_file_bytes)
+        except ImageDecodeError as exc:
+            raise BadRequest(f"image {index}: {exc}") from None
 
     def _check_request_pixels(self, total: int) -> None:
         if total > self.max_request_pixels:

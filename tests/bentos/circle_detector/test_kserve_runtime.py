@@ -38,6 +38,7 @@ from bentos.circle_detector.model.artifacts import (
 )
 from tests.bentos.circle_detector.images import LOOSE, circles_image, encode, reference
 from tests.servers import REPO_ROOT, free_port, start_bento, stop_bento, stop_process_group
+from tests.venvs import own_venv
 
 KSERVE_STORAGE = "kserve-storage==0.21.0"
 STORAGE_VENV = REPO_ROOT / ".venv" / "kserve-storage"
@@ -48,16 +49,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def storage_python() -> Path:
     """KServe's storage-initializer code in its own virtual environment (made once, ~1 min)."""
-    python = STORAGE_VENV / "bin" / "python"
-    if not (STORAGE_VENV / ".installed").is_file():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(STORAGE_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", KSERVE_STORAGE],
-            check=True,
-            timeout=900,
-        )
-        (STORAGE_VENV / ".installed").touch()
-    return python
+    return own_venv(STORAGE_VENV, KSERVE_STORAGE)
 
 
 @pytest.fixture(scope="module")
