@@ -8,17 +8,14 @@ beside the network, which runs on its own thread behind the in-process adaptive 
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 import time
-import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from . import metrics
 from .admission import Budget, unbounded
@@ -30,7 +27,7 @@ from .model.detector import (
     Prepared,
     prepare,
 )
-from .model.image_text import DEFAULT_MAX_FILE_BYTES, image_file
+from .model.image_text import DEFAULT_MAX_FILE_BYTES, image_file_and_pixels
 from .model.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from .protocol import (
     BadRequest,
@@ -254,9 +251,9 @@ class DataPlane:
                     f"got {tensor.shape}"
                 )
             files = [self._image_file(i, b) for i, b in enumerate(tensor.data)]
-            total = sum(_header_pixels(b) for b in files)
+            total = sum(pixels for _, pixels in files)
             self._check_request_pixels(total)
-            return list(enumerate(files)), total
+            return [(i, file) for i, (file, _) in enumerate(files)], total
         if tensor.datatype in ("UINT8", "UINT16"):
             if len(tensor.shape) not in (3, 4) or (
                 len(tensor.shape) == 4 and tensor.shape[3] not in (1, 3, 4)
@@ -278,10 +275,11 @@ class DataPlane:
             f"got {tensor.datatype}"
         )
 
-    def _image_file(self, index: int, element: bytes) -> bytes:
-        """Raw image bytes or base64 text of them (KServe's convention) as the file itself."""
+    def _image_file(self, index: int, element: bytes) -> tuple[bytes, int]:
+        """Raw image bytes or base64 text of them (KServe's convention) as the file itself,
+        with its pixels from the header."""
         try:
-            return image_file(element, self.max_file_bytes)
+            return image_file_and_pixels(element, self.max_file_bytes)
         except ImageDecodeError as exc:
             raise BadRequest(f"image {index}: {exc}") from None
 
@@ -331,18 +329,6 @@ class DataPlane:
                 raise BadRequest(f"unknown output '{out.name}'; the model has {', '.join(OUTPUTS)}")
             wanted[out.name] = default if out.binary is None else out.binary
         return wanted
-
-
-def _header_pixels(data: bytes) -> int:
-    """Width x height from an encoded image's header, without decoding (0 if unreadable:
-    `decode_image` then reports the precise error)."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:
-                return int(img.width) * int(img.height)
-    except Exception:
-        return 0
 
 
 def output_tensors(circles: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

@@ -33,8 +33,17 @@ def image_file(element: bytes, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes
     Raises `ImageTooLargeError` when base64 text would decode past `max_bytes` (checked from
     its length, before decoding) and `ImageDecodeError` when it is base64 but not of an image.
     """
-    if is_image(element):
-        return element
+    return image_file_and_pixels(element, max_bytes)[0]
+
+
+def image_file_and_pixels(
+    element: bytes, max_bytes: int = DEFAULT_MAX_FILE_BYTES
+) -> tuple[bytes, int]:
+    """`image_file` and its width x height from the header, with the header opened once (0
+    when it cannot be read: `decode_image` then reports the precise error)."""
+    pixels = _supported_header_pixels(element)
+    if pixels is not None:
+        return element, pixels
     text = element.strip()
     prefix = _DATA_URI.match(text)
     if prefix:
@@ -43,10 +52,11 @@ def image_file(element: bytes, max_bytes: int = DEFAULT_MAX_FILE_BYTES) -> bytes
     if decoded is None:
         if prefix:
             raise ImageDecodeError("data: URI does not carry valid base64 text")
-        return element  # not base64: decode_image names the problem with the raw bytes
-    if not is_image(decoded):
+        return element, header_pixels(element)  # decode_image names the problem
+    pixels = _supported_header_pixels(decoded)
+    if pixels is None:
         raise ImageDecodeError("bytes are base64 text, but what it decodes to is not an image file")
-    return decoded
+    return decoded, pixels
 
 
 def _strict_base64(text: bytes, max_bytes: int) -> bytes | None:
@@ -66,14 +76,32 @@ def _strict_base64(text: bytes, max_bytes: int) -> bytes | None:
 
 def is_image(data: bytes) -> bool:
     """Whether the bytes open as one of the supported formats (header only, no pixels)."""
+    return _supported_header_pixels(data) is not None
+
+
+def _supported_header_pixels(data: bytes) -> int | None:
+    """Width x height when the bytes open as a supported format (0 for a decompression bomb,
+    which `decode_image` refuses as too large); None when they do not."""
     if not data:
-        return False
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data), formats=sorted(SUPPORTED_FORMATS)):
-                return True
+            with Image.open(io.BytesIO(data), formats=sorted(SUPPORTED_FORMATS)) as img:
+                return int(img.width) * int(img.height)
     except Image.DecompressionBombError:
-        return True  # an image; decode_image refuses it as too large
+        return 0  # an image; decode_image refuses it as too large
     except Exception:  # PIL raises anything on crafted headers: not an image we can use
-        return False
+        return None
+
+
+def header_pixels(data: bytes) -> int:
+    """Width x height from an encoded image's header in any format PIL reads, without
+    decoding (0 if unreadable: `decode_image` then reports the precise error)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                return int(img.width) * int(img.height)
+    except Exception:
+        return 0
