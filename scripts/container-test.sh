@@ -220,67 +220,38 @@ step grpc-variant-start start_grpc_pod
 step grpc-variant-tests run_grpc_tests
 
 # The runtime form, as KServe starts the ClusterServingRuntime: its args, the model read-only.
-start_kserve_pod() {
-  local args
+# start_runtime_pod NAME IMAGE HTTP_PORT GRPC_PORT: a pod serving IMAGE that way.
+start_runtime_pod() {
+  local name="$1" image="$2" http="$3" grpc="$4" args
   mkdir -p "$models"
   cp "$ROOT"/bentos/circle_detector/model/weights/circle_detector.{onnx,json} "$models/"
   chmod -R a+rX "$models"
-  podman pod rm -f "$POD-kserve" >/dev/null 2>&1 || true
-  podman pod create --name "$POD-kserve" -p "127.0.0.1:$http3_port:8080" \
-    -p "127.0.0.1:$grpc3_port:8081" >/dev/null
-  mapfile -t args < <(bento_args local)
-  podman run -d --pod "$POD-kserve" --name "$POD-kserve-bento" "${args[@]}" >/dev/null
-  wait_http "http://127.0.0.1:$http3_port/v2/health/ready" "$POD-kserve-bento"
+  podman pod rm -f "$name" >/dev/null 2>&1 || true
+  podman pod create --name "$name" -p "127.0.0.1:$http:8080" -p "127.0.0.1:$grpc:8081" >/dev/null
+  mapfile -t args < <(BENTO_IMAGE="$image" bento_args local)
+  podman run -d --pod "$name" --name "$name-bento" "${args[@]}" >/dev/null
+  wait_http "http://127.0.0.1:$http/v2/health/ready" "$name-bento"
 }
-run_kserve_tests() {
-  CONTAINER_BENTO_HTTP="127.0.0.1:$http3_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc3_port" \
-    CONTAINER_BENTO_NAME="$POD-kserve-bento" \
+# run_runtime_tests NAME HTTP_PORT GRPC_PORT: the V2 tests against that pod.
+run_runtime_tests() {
+  CONTAINER_BENTO_HTTP="127.0.0.1:$2" CONTAINER_BENTO_GRPC="127.0.0.1:$3" \
+    CONTAINER_BENTO_NAME="$1-bento" \
     "$PY" -m pytest -p tests.k8s.container_plugin -p no:cacheprovider -q \
     tests/bentos/circle_detector/test_rest_tritonclient.py \
     tests/bentos/circle_detector/test_grpc_tritonclient.py
 }
-# has_kserve_options IMAGE: the image's launcher takes KServe's arguments.
-has_kserve_options() {
-  podman run --rm --entrypoint python "$1" -m bentos.circle_detector.standalone --help |
-    grep -q -- '--model_name'
-}
-if has_kserve_options "$BENTO_IMAGE"; then
-  step kserve-runtime-start start_kserve_pod
-  step kserve-runtime-tests run_kserve_tests
-else
-  log "skipped kserve-runtime: the image's launcher has no --model_name yet (KServe's arguments)"
-fi
+step kserve-runtime-start start_runtime_pod "$POD-kserve" "$BENTO_IMAGE" "$http3_port" "$grpc3_port"
+step kserve-runtime-tests run_runtime_tests "$POD-kserve" "$http3_port" "$grpc3_port"
 
-# The real `bentoml containerize` image, started both ways (custom container; KServe runtime).
+# The real `bentoml containerize` image, started the same way.
 CZ_IMAGE="${BENTO_IMAGE%:*}-containerize:${BENTO_IMAGE##*:}"
 build_containerize() {
   BENTO_IMAGE="$CZ_IMAGE" "$ROOT/scripts/build-images.sh" --engine buildah --local-base --only bento
 }
-start_cz_pod() {
-  local args form="--with custom-container"
-  has_kserve_options "$CZ_IMAGE" && form=""
-  mkdir -p "$models"
-  cp "$ROOT"/bentos/circle_detector/model/weights/circle_detector.{onnx,json} "$models/"
-  chmod -R a+rX "$models"
-  podman pod rm -f "$POD-cz" >/dev/null 2>&1 || true
-  podman pod create --name "$POD-cz" -p "127.0.0.1:$http4_port:8080" \
-    -p "127.0.0.1:$grpc4_port:8081" >/dev/null
-  # shellcheck disable=SC2086
-  mapfile -t args < <(BENTO_IMAGE="$CZ_IMAGE" bento_args local $form)
-  podman run -d --pod "$POD-cz" --name "$POD-cz-bento" "${args[@]}" >/dev/null
-  wait_http "http://127.0.0.1:$http4_port/v2/health/ready" "$POD-cz-bento"
-}
-run_cz_tests() {
-  CONTAINER_BENTO_HTTP="127.0.0.1:$http4_port" CONTAINER_BENTO_GRPC="127.0.0.1:$grpc4_port" \
-    CONTAINER_BENTO_NAME="$POD-cz-bento" \
-    "$PY" -m pytest -p tests.k8s.container_plugin -p no:cacheprovider -q \
-    tests/bentos/circle_detector/test_rest_tritonclient.py \
-    tests/bentos/circle_detector/test_grpc_tritonclient.py
-}
 if [[ "$CONTAINERIZE" == 1 ]]; then
   ((skip_build)) || step containerize-image build_containerize
-  step containerize-start start_cz_pod
-  step containerize-tests run_cz_tests
+  step containerize-start start_runtime_pod "$POD-cz" "$CZ_IMAGE" "$http4_port" "$grpc4_port"
+  step containerize-tests run_runtime_tests "$POD-cz" "$http4_port" "$grpc4_port"
 fi
 
 bento_bytes="$(podman image inspect -f '{{.Size}}' "$BENTO_IMAGE")"
