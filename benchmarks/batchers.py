@@ -34,6 +34,7 @@ from benchmarks.corpus import samples  # noqa: E402
 from bentos.circle_detector.dataplane import DataPlane  # noqa: E402
 from bentos.circle_detector.model.detector import CircleDetector  # noqa: E402
 from bentos.circle_detector.protocol import InferInput, InferRequest, Overloaded  # noqa: E402
+from bentos.circle_detector.runtime.circle import CircleRuntime  # noqa: E402
 
 MODEL = "circle-detector"
 MAX_BATCH, MAX_LATENCY_MS = 32, 30_000
@@ -71,10 +72,10 @@ class CorkBatcher:
 
 def make_plane(name: str, detector: CircleDetector) -> DataPlane:
     size = 1 if name == "unbatched" else MAX_BATCH
-    plane = DataPlane(detector, max_batch_size=size, max_latency_ms=MAX_LATENCY_MS)
+    runtime = CircleRuntime(detector, max_batch_size=size, max_latency_ms=MAX_LATENCY_MS)
     if name == "bentoml-cork":
-        plane.batcher = CorkBatcher(detector.candidates)  # type: ignore[assignment]
-    return plane
+        runtime.batcher = CorkBatcher(detector.candidates)  # type: ignore[assignment]
+    return DataPlane.serving(runtime)
 
 
 async def closed_loop(plane: DataPlane, clients: int, seconds: float) -> dict[str, float]:

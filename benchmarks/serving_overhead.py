@@ -173,7 +173,7 @@ def lone_request(url: str, metrics_url: str, file: bytes, repeats: int) -> dict[
     /metrics over the same requests, its inference time and each stage's (mean ms)."""
     import tritonclient.http as httpclient
 
-    from bentos.circle_detector.dataplane import OUTPUTS
+    from bentos.circle_detector.runtime.circle import OUTPUTS
 
     with httpclient.InferenceServerClient(url) as client:
         tensor = httpclient.InferInput("image", [1], "BYTES")

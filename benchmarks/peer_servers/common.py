@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-from bentos.circle_detector.dataplane import OUTPUTS, output_tensors
 from bentos.circle_detector.model.detector import CircleDetector
 from bentos.circle_detector.model.imageio import decode_image
+from bentos.circle_detector.runtime.circle import OUTPUTS, output_tensors
 
 __all__ = ["OUTPUTS", "detect", "load_detector"]
 

@@ -4,7 +4,7 @@ uvicorn closes idle keep-alive connections, but a client that opens a connection
 headers a byte at a time holds it (and a slot of the server) for as long as it likes. This
 protocol arms a timer when a connection opens and when each request begins; the headers must
 be complete before it fires, else the client gets a 408 JSON answer and the connection closes.
-The body has its own timeout in the V2 app (`rest.py`), so it applies under any server.
+The body has its own timeout in the V2 app (`rest/endpoints.py`), so it applies under any server.
 
 `install(timeout_s)` makes it uvicorn's `http="auto"` protocol (what `bentoml serve`'s worker
 uses); `protocol(timeout_s)` returns the class for a `uvicorn.Config(http=...)`.

@@ -22,6 +22,7 @@ from .admission import Budget
 from .dataplane import DataPlane
 from .model.detector import CircleDetector
 from .protocol import Limits
+from .runtime.circle import CircleRuntime
 from .settings import BentoSettings
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,9 @@ class ModelServer:
             on_release=lambda pixels: memory.trim_after(4 * pixels),
         )
         detector = CircleDetector.load(model_folder, settings.runtime, settings.threads)
-        self.dataplane = DataPlane(
+        self.runtime = CircleRuntime(
             detector,
+            name=settings.model_name or None,
             max_batch_size=settings.max_batch_size,
             max_latency_ms=settings.max_latency_ms,
             max_pixels=settings.max_pixels,
@@ -76,9 +78,8 @@ class ModelServer:
             max_request_pixels=settings.max_request_pixels or None,
             threads=settings.preprocess_threads,
             pixel_budget=pixel_budget,
-            ready_deadline_s=settings.ready_deadline_s,
-            model_name=settings.model_name or None,
         )
+        self.dataplane = DataPlane.serving(self.runtime, ready_deadline_s=settings.ready_deadline_s)
         self.grpc_port: int | None = None
         self._grpc_server: Any = None
         self._task: asyncio.Task[None] | None = None
@@ -161,7 +162,7 @@ class ModelServer:
         arena and the decoding buffers then reach their steady size at start-up, not with
         the first big client image (idle RSS is then what the server returns to)."""
         try:
-            await self.dataplane.warm_up(self.dataplane.detector.max_side)
+            await self.dataplane.warm_up(full_size=True)
         except Exception:
             logger.exception("full-size warm-up failed (the server stays ready)")
         else:

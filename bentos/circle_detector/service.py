@@ -89,7 +89,7 @@ class CircleDetectorService:
                 arrays.append(decode_image(Path(path).read_bytes(), SETTINGS.max_pixels))
             except (ImageDecodeError, OSError) as exc:
                 raise InvalidArgument(f"image {i}: {exc}") from None
-        found = self.server.dataplane.detector.detect(arrays)
+        found = self.server.runtime.detector.detect(arrays)
         return [[circle.as_dict() for circle in circles] for circles in found]
 
     @bentoml.on_startup

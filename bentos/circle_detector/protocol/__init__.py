@@ -1,8 +1,9 @@
 """The Open Inference Protocol (KServe V2): transport-neutral types, tensor codecs and errors.
 
 `types` holds the request/response objects the dataplane works on, `codec` converts tensors
-between numpy and the wire (JSON data, the binary tensor extension, gRPC raw contents),
-`rest` and `grpc_codec` translate whole messages, and `errors` carries status codes.
+between numpy and the wire (JSON data, the binary tensor extension, gRPC raw contents), and
+`errors` carries status codes. Whole messages are translated by each transport's own codec
+(`rest/codec.py`, `grpc/codec.py`).
 """
 
 from .errors import (

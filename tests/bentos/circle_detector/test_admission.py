@@ -13,8 +13,9 @@ import pytest
 from tritonclient.grpc import service_pb2
 
 from bentos.circle_detector.admission import Budget
-from bentos.circle_detector.protocol import BadRequest, Busy, Limits, PayloadTooLarge, grpc_codec
-from bentos.circle_detector.protocol.rest_codec import parse_request
+from bentos.circle_detector.grpc import codec as grpc_codec
+from bentos.circle_detector.protocol import BadRequest, Busy, Limits, PayloadTooLarge
+from bentos.circle_detector.rest.codec import parse_request
 from tests.bentos.circle_detector.abuse import binary_bytes_body, typed_uint_message
 
 

@@ -1,5 +1,5 @@
 """The dataplane and the REST app in-process (httpx's ASGI transport, no BentoML): readiness
-gating and equality with the model, without the batcher in between."""
+gating, model lookup and equality with the model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from bentos.circle_detector import rest
 from bentos.circle_detector.dataplane import DataPlane
 from bentos.circle_detector.model.detector import CircleDetector
-from bentos.circle_detector.protocol import BadRequest, InferInput, InferRequest, NotReady
+from bentos.circle_detector.protocol import InferInput, InferRequest, NotFound, NotReady
+from bentos.circle_detector.runtime.circle import CircleRuntime
 from tests.bentos.circle_detector.images import (
     LOOSE,
     assert_matches_reference,
@@ -24,7 +25,7 @@ from tests.bentos.circle_detector.images import (
 
 @pytest.fixture
 async def dataplane():
-    plane = DataPlane(reference_detector(), threads=2)
+    plane = DataPlane.serving(CircleRuntime(reference_detector(), threads=2))
     yield plane
     await plane.close()
 
@@ -69,7 +70,7 @@ async def test_infer_equals_the_model(dataplane):
 
 async def test_uneven_counts_are_zero_padded_and_equal_the_model(tmp_path):
     detector = CircleDetector.load(hot_checkpoint(tmp_path / "hot.pt"))
-    plane = DataPlane(detector, threads=2)
+    plane = DataPlane.serving(CircleRuntime(detector, threads=2))
     try:
         await plane.warm_up()
         images = [circles_image(64, 64, 24), circles_image(96, 80, 25)]
@@ -111,31 +112,12 @@ async def test_body_over_the_limit_is_413(dataplane):
         assert streamed.status_code == 413 and "over the limit" in streamed.json()["error"]
 
 
-async def test_pixel_arrays_over_the_pixel_limit_are_refused():
-    plane = DataPlane(reference_detector(), max_pixels=32 * 32)
-    try:
-        await plane.warm_up()  # the warm-up image itself fits the small limit
-        big = np.zeros((1, 40, 40), dtype=np.uint8)
-        request = InferRequest(inputs=[InferInput("image", "UINT8", [1, 40, 40], big)])
-        with pytest.raises(BadRequest, match="over the limit of 1024"):
-            await plane.infer("circle-detector", request)
-    finally:
-        await plane.close()
-
-
-async def test_request_pixel_budget_is_checked_from_headers_before_decoding():
-    plane = DataPlane(reference_detector(), max_pixels=64 * 64, max_request_pixels=3000)
-    try:
-        await plane.warm_up()
-        files = np.array([encode(circles_image(40, 40, s)) for s in (1, 2)], dtype=object)
-        request = InferRequest(inputs=[InferInput("image", "BYTES", [2], files)])
-        with pytest.raises(BadRequest, match="3200 pixels in all, over the per-request limit"):
-            await plane.infer("circle-detector", request)
-        pixels = np.zeros((2, 40, 40), dtype=np.uint8)
-        request = InferRequest(inputs=[InferInput("image", "UINT8", [2, 40, 40], pixels)])
-        with pytest.raises(BadRequest, match="per-request limit of 3000"):
-            await plane.infer("circle-detector", request)
-        one = InferRequest(inputs=[InferInput("image", "BYTES", [1], files[:1])])
-        assert (await plane.infer("circle-detector", one)).outputs
-    finally:
-        await plane.close()
+async def test_unknown_model_or_version_names_what_is_served(dataplane):
+    await dataplane.warm_up()
+    request = InferRequest(inputs=[InferInput("image", "UINT8", [1, 8, 8], np.zeros((1, 8, 8)))])
+    with pytest.raises(NotFound, match="unknown model 'nope'; this server serves 'circle-"):
+        await dataplane.infer("nope", request)
+    version = dataplane.model_metadata("circle-detector")["versions"][-1]
+    with pytest.raises(NotFound, match=f"has no version 'x'; available: '{version}'"):
+        dataplane.model_metadata("circle-detector", "x")
+    assert dataplane.model_ready("circle-detector", version)

@@ -21,6 +21,7 @@ from tritonclient.utils import InferenceServerException
 from bentos.circle_detector import grpc as grpc_transport
 from bentos.circle_detector import rest
 from bentos.circle_detector.dataplane import DataPlane
+from bentos.circle_detector.runtime.circle import CircleRuntime
 from tests.bentos.circle_detector.images import circles_image, encode, reference_detector
 
 SECRET = "secret detail of the failure"
@@ -32,9 +33,10 @@ def _boom(batch):
 
 @pytest.fixture
 async def broken_dataplane():
-    plane = DataPlane(reference_detector(), threads=1)
+    runtime = CircleRuntime(reference_detector(), threads=1)
+    plane = DataPlane.serving(runtime)
     await plane.warm_up()
-    plane.batcher._run_batch = _boom  # the network fails from now on
+    runtime.batcher._run_batch = _boom  # the network fails from now on
     yield plane
     await plane.close()
 

@@ -12,10 +12,10 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from tritonclient.grpc import service_pb2
 
-from . import codec
-from .errors import BadRequest
-from .limits import DEFAULT_LIMITS, Limits
-from .types import InferInput, InferRequest, InferResponse, RequestedOutput
+from ..protocol import codec
+from ..protocol.errors import BadRequest
+from ..protocol.limits import DEFAULT_LIMITS, Limits
+from ..protocol.types import InferInput, InferRequest, InferResponse, RequestedOutput
 
 #: V2 datatype -> the `InferTensorContents` field that carries it.
 _CONTENTS_FIELD = {

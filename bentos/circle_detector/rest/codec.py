@@ -11,10 +11,10 @@ import json
 import zlib
 from typing import Any
 
-from . import codec
-from .errors import BadRequest, PayloadTooLarge
-from .limits import DEFAULT_LIMITS, Limits
-from .types import InferInput, InferRequest, InferResponse, RequestedOutput
+from ..protocol import codec
+from ..protocol.errors import BadRequest, PayloadTooLarge
+from ..protocol.limits import DEFAULT_LIMITS, Limits
+from ..protocol.types import InferInput, InferRequest, InferResponse, RequestedOutput
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bentos.circle_detector.protocol import BadRequest, PayloadTooLarge
-from bentos.circle_detector.protocol.rest_codec import decode_body, parse_request
+from bentos.circle_detector.rest.codec import decode_body, parse_request
 
 
 def test_gzip_and_deflate_round_trip():

@@ -30,11 +30,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import tracing
-from .admission import Budget, unbounded
-from .protocol import Limits, NotReady, PayloadTooLarge, ProtocolError, RequestTimeout
-from .protocol.limits import DEFAULT_LIMITS
-from .protocol.rest_codec import (
+from .. import tracing
+from ..admission import Budget, unbounded
+from ..protocol import Limits, NotReady, PayloadTooLarge, ProtocolError, RequestTimeout
+from ..protocol.limits import DEFAULT_LIMITS
+from .codec import (
     HEADER_LENGTH,
     decode_body,
     encode_response,
@@ -43,7 +43,7 @@ from .protocol.rest_codec import (
 )
 
 if TYPE_CHECKING:
-    from .dataplane import DataPlane
+    from ..dataplane import DataPlane
 
 logger = logging.getLogger(__name__)
 #: Bodies larger than this are parsed off the event loop.

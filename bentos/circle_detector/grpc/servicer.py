@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import grpc
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
-from . import tracing
-from .admission import Budget, unbounded
-from .protocol import InferResponse, Limits, ProtocolError, grpc_codec
-from .protocol.limits import DEFAULT_LIMITS
+from .. import tracing
+from ..admission import Budget, unbounded
+from ..protocol import InferResponse, Limits, ProtocolError
+from ..protocol.limits import DEFAULT_LIMITS
+from . import codec
 
 if TYPE_CHECKING:
-    from .dataplane import DataPlane
+    from ..dataplane import DataPlane
 
 T = TypeVar("T")
 Context = grpc.aio.ServicerContext
@@ -100,14 +101,14 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         request_id: str | None = None
         failure: tuple[grpc.StatusCode, str] | None = None
         response: InferResponse | None = None
-        _, cost = grpc_codec.wire_sizes(data)
+        _, cost = codec.wire_sizes(data)
         try:
             async with self.byte_budget.hold(cost):
-                request = await asyncio.to_thread(grpc_codec.parse_message, data, self.limits)
+                request = await asyncio.to_thread(codec.parse_message, data, self.limits)
                 request_id = request.id or None
                 name, version = request.model_name, request.model_version or None
                 self.dataplane.check_model(name, version)
-                parsed = await asyncio.to_thread(grpc_codec.parse_request, request, self.limits)
+                parsed = await asyncio.to_thread(codec.parse_request, request, self.limits)
                 del request  # its parsed contents may be hundreds of MB: free them early
                 response = await self.dataplane.infer(name, parsed, version)
                 del parsed
@@ -123,7 +124,7 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             tracing.fail(failure[0].value[0], failure[1])
             return service_pb2.ModelInferResponse()
         assert response is not None
-        return grpc_codec.encode_response(response)
+        return codec.encode_response(response)
 
     async def _call(self, context: Context, func: Callable[..., T], *args: Any) -> T:
         try:
