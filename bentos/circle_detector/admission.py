@@ -3,8 +3,8 @@
 Per-request limits bound one request; these bound all of them together, so that the worker's
 memory has a ceiling whatever the concurrency. A request takes its share before it is read
 (bytes) or decoded (pixels) and gives it back when answered; beyond the budget it waits, at
-most `timeout_s`, then is refused with `Busy` (503 + `Retry-After`, RESOURCE_EXHAUSTED). A
-request larger than the whole budget takes all of it, so it still runs, alone.
+most `timeout_s`, then is refused with `Busy` (503 + `Retry-After`, RESOURCE_EXHAUSTED), counted
+in `/metrics`. A request larger than the whole budget takes all of it, so it still runs, alone.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 
+from . import metrics
 from .protocol import Busy
 
 
@@ -50,6 +51,7 @@ class Budget:
                     self.timeout_s,
                 )
             except TimeoutError:
+                metrics.count_refusal(Busy.reason)
                 raise Busy(
                     f"the server is busy: its {self.name} budget ({self.capacity}) stayed full "
                     f"for {self.timeout_s:g} s; retry later"

@@ -35,6 +35,19 @@ INFERENCE_SECONDS = Histogram(
     buckets=_SECONDS,
 )
 
+REFUSALS = Counter(
+    "circle_detector_refusals",
+    "Requests refused to shed load, by reason: queue_full (the batcher's bounded queue), "
+    "deadline (the request's timeout parameter passed while queued), latency_budget (queued "
+    "past CIRCLE_DETECTOR_MAX_LATENCY_MS), admission (the memory budget stayed full)",
+    ["reason"],
+)
+
+
+def count_refusal(reason: str) -> None:
+    """One request refused (batching.py, admission.py)."""
+    REFUSALS.labels(reason).inc()
+
 
 def observe_batch(size: int, waits: Sequence[float], seconds: float) -> None:
     """The batcher's observer."""

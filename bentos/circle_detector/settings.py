@@ -14,7 +14,13 @@
 - `CIRCLE_DETECTOR_MAX_BATCH_SIZE` (`32`): adaptive batching, most images per network call
   (`1` turns batching off).
 - `CIRCLE_DETECTOR_MAX_LATENCY_MS` (`30000`): adaptive batching, an image that waited longer
-  than this for the network is refused with 503.
+  than this for the network is refused with 429 (gRPC RESOURCE_EXHAUSTED).
+- `CIRCLE_DETECTOR_MAX_QUEUE_SIZE` (`0`: derived): adaptive batching, most images waiting for
+  the network; a request that would overfill the queue is refused at once with 429 and
+  `Retry-After` (gRPC RESOURCE_EXHAUSTED), unless it has a higher `priority` than queued
+  requests, which are refused in its place. `0` derives the bound from the other two: what the
+  network runs in half of `MAX_LATENCY_MS` at its measured speed per image, at least
+  `MAX_BATCH_SIZE` (so the accepted requests' queue wait stays within the latency budget).
 - `CIRCLE_DETECTOR_MAX_PIXELS` (`16777216`): largest image (width x height), checked before
   decoding.
 - `CIRCLE_DETECTOR_MAX_IMAGES` (`64`): most images in one inference request.
@@ -87,6 +93,7 @@ class BentoSettings:
     threads: int = 0
     max_batch_size: int = 32
     max_latency_ms: int = 30000
+    max_queue_size: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_images: int = 64
     max_request_pixels: int = 0
@@ -113,6 +120,7 @@ _BOUNDS: dict[str, tuple[int, int | None]] = {
     "threads": (0, None),
     "max_batch_size": (1, None),
     "max_latency_ms": (1, None),
+    "max_queue_size": (0, None),
     "max_pixels": (64, None),
     "max_images": (1, None),
     "max_request_pixels": (0, None),

@@ -47,13 +47,34 @@ class PayloadTooLarge(ProtocolError):
     grpc_code = "RESOURCE_EXHAUSTED"
 
 
-class Overloaded(ProtocolError):
-    """The batcher dropped the request: its queue wait would exceed the latency budget
-    (503 / UNAVAILABLE); clients should retry with backoff."""
+class Refused(ProtocolError):
+    """Load shedding: the server has more work than it can do in time, so it refuses this
+    request at once (429 + `Retry-After` / RESOURCE_EXHAUSTED, the pair google.rpc's mapping
+    gives each other); the same request may succeed later. `reason` labels the refusal in
+    `/metrics`."""
 
-    http_status = 503
-    grpc_code = "UNAVAILABLE"
+    http_status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
     retry_after_s = 1
+    reason: ClassVar[str] = "refused"
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        if retry_after_s is not None:  # the instance's own estimate, over the class default
+            self.retry_after_s = retry_after_s
+
+
+class QueueFull(Refused):
+    """The batcher's queue holds as many images as it may (`CIRCLE_DETECTOR_MAX_QUEUE_SIZE`)."""
+
+    reason = "queue_full"
+
+
+class Overloaded(Refused):
+    """An image queued longer than the latency budget (`CIRCLE_DETECTOR_MAX_LATENCY_MS`) when
+    its batch would start: the backstop behind the bounded queue."""
+
+    reason = "latency_budget"
 
 
 class Busy(ProtocolError):
@@ -63,6 +84,17 @@ class Busy(ProtocolError):
     http_status = 503
     grpc_code = "RESOURCE_EXHAUSTED"
     retry_after_s = 2
+    reason: ClassVar[str] = "admission"
+
+
+class DeadlineExceeded(ProtocolError):
+    """The request's own `timeout` parameter passed while it was queued: refused, never run.
+    REST 503 as Triton answers its "Request timeout expired"; gRPC DEADLINE_EXCEEDED. No
+    `Retry-After`: the deadline was the client's."""
+
+    http_status = 503
+    grpc_code = "DEADLINE_EXCEEDED"
+    reason: ClassVar[str] = "deadline"
 
 
 class RequestTimeout(ProtocolError):

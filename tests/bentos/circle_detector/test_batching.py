@@ -1,21 +1,24 @@
-"""The in-process adaptive batcher alone, then through a served Bento: 64 simultaneous infer
-calls (REST and gRPC mixed) for 5 rounds, zero failures, merged into batches (batch sizes > 1
-in the /metrics histogram)."""
+"""The in-process adaptive batcher alone (batches, the bounded queue, priorities, deadlines),
+then through a served Bento: 64 simultaneous infer calls (REST and gRPC mixed) for 5 rounds,
+zero failures, merged into batches (batch sizes > 1 in the /metrics histogram)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import threading
+import time
 
 import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc.aio as grpc_aio
 import tritonclient.http.aio as http_aio
+from prometheus_client import REGISTRY
 
 from bentos.circle_detector.batching import AdaptiveBatcher
 from bentos.circle_detector.protocol import NotReady, Overloaded
+from bentos.circle_detector.protocol.errors import DeadlineExceeded, QueueFull
 from tests.bentos.circle_detector.images import circles_image, encode, reference
 
 MODEL = "circle-detector"
@@ -54,6 +57,11 @@ class GatedModel:
         return [i * 10 for i in items]
 
 
+def refusals(reason: str) -> float:
+    """This process's count of refusals for `reason` (the counter /metrics exports)."""
+    return REGISTRY.get_sample_value("circle_detector_refusals_total", {"reason": reason}) or 0.0
+
+
 async def _hold(model: GatedModel, batcher: AdaptiveBatcher, first: int) -> asyncio.Task:
     """Start a request whose batch is held at the model's gate until `model.gate.set()`."""
     model.gate.clear()
@@ -77,7 +85,7 @@ async def test_a_lone_request_runs_at_once_in_a_batch_of_its_own():
 
 async def test_requests_that_queue_while_the_network_runs_share_the_next_batches():
     model = GatedModel()
-    batcher = AdaptiveBatcher(model, max_batch_size=4, max_latency_ms=10_000)
+    batcher = AdaptiveBatcher(model, max_batch_size=4, max_latency_ms=10_000, max_queue_size=8)
     first = await _hold(model, batcher, 0)
     queued = [asyncio.create_task(batcher.submit([i])) for i in range(1, 7)]
     await asyncio.sleep(0.05)
@@ -99,6 +107,99 @@ async def test_images_that_waited_past_the_latency_budget_are_refused():
     with pytest.raises(Overloaded, match="overloaded"):
         await late
     assert await batcher.submit([3]) == [30]  # the queue is empty again: served at once
+    await batcher.close()
+
+
+async def test_past_the_queue_bound_a_request_is_refused_at_once_and_counted():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=4, max_latency_ms=10_000, max_queue_size=3)
+    before = refusals("queue_full")
+    first = await _hold(model, batcher, 0)  # running: not in the queue
+    queued = [asyncio.create_task(batcher.submit([1, 2])), asyncio.create_task(batcher.submit([3]))]
+    await asyncio.sleep(0.01)
+    assert batcher.queued == 3
+    started = time.perf_counter()
+    with pytest.raises(QueueFull, match="queue holds 3 of at most 3 images") as refused:
+        await batcher.submit([4])
+    assert time.perf_counter() - started < 0.1, "refused at once, not after a wait"
+    assert refused.value.http_status == 429 and refused.value.grpc_code == "RESOURCE_EXHAUSTED"
+    assert refused.value.retry_after_s >= 1
+    assert refusals("queue_full") == before + 1
+    model.gate.set()
+    assert await first == [0]
+    assert [await t for t in queued] == [[10, 20], [30]]
+    assert [4] not in model.batches and batcher.queued == 0
+    assert await batcher.submit([5]) == [50]  # room again
+    await batcher.close()
+
+
+async def test_the_derived_queue_bound_is_half_the_latency_budget_at_the_measured_speed():
+    batcher = AdaptiveBatcher(lambda items: items, max_batch_size=4, max_latency_ms=1000)
+    assert batcher.queue_limit == 4  # nothing measured yet: one full batch
+    batcher.image_seconds = 0.005
+    assert batcher.queue_limit == 100  # 0.5 s of 5 ms images
+    batcher.image_seconds = 1.0
+    assert batcher.queue_limit == 4  # never below one full batch
+    await batcher.close()
+
+
+async def test_higher_priority_requests_are_batched_first_then_first_come_first_served():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=2, max_latency_ms=10_000, max_queue_size=6)
+    first = await _hold(model, batcher, 0)
+    order = [(9, 1), (5, 2), (1, 3), (5, 4), (1, 5), (2, 6)]  # (priority, item)
+    tasks = []
+    for priority, item in order:
+        tasks.append(asyncio.create_task(batcher.submit([item], priority=priority)))
+        await asyncio.sleep(0.005)  # arrival order is submission order
+    model.gate.set()
+    await first
+    assert [await t for t in tasks] == [[item * 10] for _, item in order]
+    assert model.batches == [[0], [3, 5], [6, 2], [4, 1]]
+    await batcher.close()
+
+
+async def test_a_full_queue_refuses_lower_priority_requests_to_make_room():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=4, max_latency_ms=10_000, max_queue_size=2)
+    first = await _hold(model, batcher, 0)
+    low_old = asyncio.create_task(batcher.submit([1], priority=9))
+    await asyncio.sleep(0.005)
+    low_new = asyncio.create_task(batcher.submit([2], priority=9))
+    await asyncio.sleep(0.005)
+    urgent = asyncio.create_task(batcher.submit([3], priority=1))
+    await asyncio.sleep(0.005)
+    with pytest.raises(QueueFull, match="higher priority"):
+        await low_new  # refused before the gate opens: the newest of the least urgent
+    with pytest.raises(QueueFull, match="queue holds 2 of at most 2"):
+        await batcher.submit([4], priority=9)  # no lower priority to displace
+    model.gate.set()
+    await first
+    assert await urgent == [30] and await low_old == [10]
+    assert model.batches == [[0], [3, 1]]
+    await batcher.close()
+
+
+async def test_a_request_whose_deadline_passes_while_queued_is_refused_then_and_never_runs():
+    model = GatedModel()
+    batcher = AdaptiveBatcher(model, max_batch_size=4, max_latency_ms=10_000)
+    before = refusals("deadline")
+    first = await _hold(model, batcher, 0)
+    patient = asyncio.create_task(batcher.submit([1], deadline=time.monotonic() + 10))
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded, match="timeout expired") as expired:
+        await batcher.submit([2, 3], deadline=started + 0.05)
+    waited = time.monotonic() - started
+    assert 0.04 < waited < 1.0, "refused at its deadline, while the batch still runs"
+    assert expired.value.grpc_code == "DEADLINE_EXCEEDED" and expired.value.http_status == 503
+    assert refusals("deadline") == before + 1 and batcher.queued == 1
+    model.gate.set()
+    await first
+    assert await patient == [10]
+    assert model.batches == [[0], [1]]  # 2 and 3 never ran
+    with pytest.raises(DeadlineExceeded):  # already past when submitted
+        await batcher.submit([4], deadline=time.monotonic() - 0.001)
+    assert [4] not in model.batches
     await batcher.close()
 
 
