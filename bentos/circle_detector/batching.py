@@ -9,7 +9,8 @@ Overload is refused early, never queued without bound (the refusals are `protoco
 
 - the queue is bounded (`max_queue_size` images; 0 derives it, see `queue_limit`): a request
   that would overfill it is refused at once with `QueueFull` (429 + `Retry-After`), unless it
-  can take the place of queued requests of lower priority, which are refused instead;
+  can take the place of queued requests of lower priority, which are refused instead (an
+  empty queue takes any request: one larger than the bound runs, alone);
 - a request's own deadline (its `timeout` parameter, `scheduling.py`) passing while it is
   queued refuses it then with `DeadlineExceeded`; it never runs;
 - an image that has still waited longer than `max_latency_ms` when its batch would start is
@@ -187,10 +188,11 @@ class AdaptiveBatcher(Generic[T, R]):
 
     def _make_room(self, count: int, priority: int) -> None:
         """Make room for `count` images of `priority`, refusing queued requests of lower
-        priority (newest first) if that is enough; else refuse the newcomer."""
+        priority (newest first) if that is enough; else refuse the newcomer. An empty queue
+        takes any request, so that one larger than the bound still runs, alone."""
         limit = self.queue_limit
         excess = self.waiting + count - limit
-        if excess <= 0:
+        if excess <= 0 or self.waiting == 0:
             return
         if count <= limit:
             victims = self._lower_priority_requests(priority)

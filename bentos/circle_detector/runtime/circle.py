@@ -30,6 +30,7 @@ from ..model.detector import (
 from ..model.image_text import DEFAULT_MAX_FILE_BYTES, image_file_and_pixels
 from ..model.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from ..protocol import BadRequest, InferInput, InferOutput, InferRequest, InferResponse
+from ..scheduling import Schedule, schedule
 from .interface import TensorSpec
 
 INPUT_NAME = "image"
@@ -60,6 +61,7 @@ class CircleRuntime:
         version: str | None = None,
         max_batch_size: int = 32,
         max_latency_ms: float = 30_000,
+        max_queue_size: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_images: int = 64,
         max_request_pixels: int | None = None,
@@ -84,6 +86,7 @@ class CircleRuntime:
             detector.candidates,
             max_batch_size=max_batch_size,
             max_latency_ms=max_latency_ms,
+            max_queue_size=max_queue_size,
             observer=metrics.observe_batch,
         )
         #: Decoded pixels in flight across requests (unbounded when none is given).
@@ -115,14 +118,15 @@ class CircleRuntime:
     # -- inference ----------------------------------------------------------------------------
 
     async def infer(self, request: InferRequest) -> InferResponse:
+        plan = schedule(request.parameters)  # priority, and the deadline from now (timeout)
         # Base64 text of an image is decoded here: off the event loop, as the decoding is.
         loop = asyncio.get_running_loop()
         image, pixels = await loop.run_in_executor(self._pool, self._image_input, request)
         async with self.pixel_budget.hold(pixels):
-            return await self._infer_images(request, image)
+            return await self._infer_images(request, image, plan)
 
     async def _infer_images(
-        self, request: InferRequest, image: list[tuple[int, bytes | np.ndarray]]
+        self, request: InferRequest, image: list[tuple[int, bytes | np.ndarray]], plan: Schedule
     ) -> InferResponse:
         score_threshold, max_detections = self._parameters(request.parameters)
         wanted = self._wanted_outputs(request)
@@ -130,7 +134,9 @@ class CircleRuntime:
         prepared = await asyncio.gather(
             *(loop.run_in_executor(self._pool, self._prepare, i, item) for i, item in image)
         )
-        candidates = await self.batcher.submit(prepared)
+        candidates = await self.batcher.submit(
+            prepared, priority=plan.priority, deadline=plan.deadline
+        )
         circles = await asyncio.gather(
             *(
                 loop.run_in_executor(self._pool, self._finish, p, rows, score_threshold)

@@ -130,6 +130,7 @@ async def test_past_the_queue_bound_a_request_is_refused_at_once_and_counted():
     assert [await t for t in queued] == [[10, 20], [30]]
     assert [4] not in model.batches and batcher.queued == 0
     assert await batcher.submit([5]) == [50]  # room again
+    assert await batcher.submit([6, 7, 8, 9]) == [60, 70, 80, 90]  # over the bound, alone
     await batcher.close()
 
 
