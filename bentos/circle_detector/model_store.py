@@ -46,3 +46,11 @@ def served_folder(model_dir: str | Path | None, tag: str) -> Path:
     if model_dir:
         return model_versions(Path(model_dir))[-1]
     return model_folder(tag)
+
+
+def served_directory(model_dir: str | Path | None, tag: str) -> Path:
+    """The model directory to serve: `model_dir` when one is given (KServe's `--model_dir`:
+    a model folder or one subfolder per version), else `tag`'s folder in the model store."""
+    if model_dir:
+        return Path(model_dir)
+    return model_folder(tag)

@@ -1,8 +1,10 @@
 """The model server every way of serving shares: model, dataplane, gRPC and readiness.
 
 `bentoml serve` (`service.py`) and the single-process launcher (`standalone.py`) each build one
-`ModelServer` from the settings and a model folder, put its dataplane on the REST app, and call
-`start` and `stop` from their own start-up and shutdown hooks.
+`ModelServer` from the settings and a model directory (a model folder, or one subfolder per
+version), put its dataplane on the REST app, and call `start` and `stop` from their own
+start-up and shutdown hooks. The versions the version policy selects are loaded at start; the
+repository (`repository.py`) loads and unloads versions at run time unless read-only.
 
 The server owns the process-wide admission budgets (`admission.py`) and the codecs' limits,
 built from the settings, which both transports share.
@@ -20,10 +22,12 @@ from typing import Any
 from . import memory, tracing
 from .admission import Budget
 from .dataplane import DataPlane
-from .model.detector import CircleDetector
 from .protocol import Limits
+from .repository import ModelRepository
 from .runtime.circle import CircleRuntime
-from .settings import BentoSettings
+from .runtime.circle_source import CircleSource
+from .settings import BentoSettings, is_read_only
+from .version_policy import VersionPolicy
 
 logger = logging.getLogger(__name__)
 #: Longest wait for a first REST answer before gRPC starts anyway.
@@ -39,9 +43,10 @@ class WarmUpFault(RuntimeError):
 
 
 class ModelServer:
-    """Loads the model folder with the configured runtime; serves it once warmed up."""
+    """Loads the model directory's versions with the configured runtime; serves them once
+    warmed up."""
 
-    def __init__(self, model_folder: Path, settings: BentoSettings) -> None:
+    def __init__(self, model_dir: Path, settings: BentoSettings) -> None:
         memory.configure()  # before the runtime's threads take their malloc arenas
         try:  # OTEL_* variables; imports OpenTelemetry only when they turn tracing on
             tracing.configure()
@@ -67,31 +72,40 @@ class ModelServer:
             # a decoded pixel costs at least its 4-byte grey float: trim after big images too
             on_release=lambda pixels: memory.trim_after(4 * pixels),
         )
-        detector = CircleDetector.load(model_folder, settings.runtime, settings.threads)
-        self.runtime = CircleRuntime(
-            detector,
-            name=settings.model_name or None,
-            max_batch_size=settings.max_batch_size,
-            max_latency_ms=settings.max_latency_ms,
-            max_queue_size=settings.max_queue_size,
-            max_pixels=settings.max_pixels,
-            max_images=settings.max_images,
-            max_request_pixels=settings.max_request_pixels or None,
-            threads=settings.preprocess_threads,
-            pixel_budget=pixel_budget,
+        self.dataplane = DataPlane(ready_deadline_s=settings.ready_deadline_s)
+        self.repository = ModelRepository(
+            self.dataplane,
+            CircleSource(model_dir, settings, pixel_budget),
+            VersionPolicy.parse(settings.version_policy),
+            read_only=is_read_only(settings),
         )
-        self.dataplane = DataPlane.serving(self.runtime, ready_deadline_s=settings.ready_deadline_s)
+        self.dataplane.repository = self.repository
+        loaded = self.repository.load_initial()
         self.grpc_port: int | None = None
         self._grpc_server: Any = None
         self._task: asyncio.Task[None] | None = None
+        for runtime in loaded:
+            assert isinstance(runtime, CircleRuntime)
+            network = runtime.detector.network
+            logger.info(
+                "loaded %s version %s from %s (%s, %d threads)",
+                runtime.name,
+                runtime.version,
+                model_dir,
+                network.name,
+                network.threads,
+            )
         logger.info(
-            "loaded %s version %s from %s (%s, %d threads)",
-            detector.info.name,
-            detector.info.version,
-            model_folder,
-            detector.network.name,
-            detector.network.threads,
+            "version policy %s; repository %s",
+            self.repository.policy,
+            "read-only" if self.repository.read_only else "writable (load/unload allowed)",
         )
+
+    def newest(self) -> CircleRuntime:
+        """The newest loaded version (NotFound when every version was unloaded)."""
+        runtime = self.dataplane.check_model(self.repository.source.name, None)
+        assert isinstance(runtime, CircleRuntime)
+        return runtime
 
     def attach(self, app: Any) -> None:
         """Serve this model on a REST app made by `rest.create_app`."""

@@ -60,11 +60,11 @@ class CircleDetectorService:
         # Heavy imports happen here, in the worker only: `bentoml serve` imports this module in
         # its supervisor process too, where they would only add to the cold start.
         from .model.artifacts import METADATA_FILE
-        from .model_store import served_folder
+        from .model_store import served_directory
         from .server import ModelServer
 
         if SETTINGS.model_dir:
-            folder = served_folder(SETTINGS.model_dir, SETTINGS.model_tag)
+            folder = served_directory(SETTINGS.model_dir, SETTINGS.model_tag)
         else:
             folder = Path(self.model_ref.path_of(METADATA_FILE)).parent
         self.server = ModelServer(folder, SETTINGS)
@@ -89,7 +89,7 @@ class CircleDetectorService:
                 arrays.append(decode_image(Path(path).read_bytes(), SETTINGS.max_pixels))
             except (ImageDecodeError, OSError) as exc:
                 raise InvalidArgument(f"image {i}: {exc}") from None
-        found = self.server.runtime.detector.detect(arrays)
+        found = self.server.newest().detector.detect(arrays)
         return [[circle.as_dict() for circle in circles] for circles in found]
 
     @bentoml.on_startup

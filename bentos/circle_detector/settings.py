@@ -4,7 +4,15 @@
   when no model directory is given.
 - `CIRCLE_DETECTOR_MODEL_DIR` (empty): serve this model directory instead of the model store:
   a model folder as `circle-detector export` writes it, or one subfolder per version (the
-  newest is served); KServe's `--model_dir`, usually `/mnt/models`, read-only.
+  versions `CIRCLE_DETECTOR_VERSION_POLICY` selects are served); KServe's `--model_dir`,
+  usually `/mnt/models`, read-only.
+- `CIRCLE_DETECTOR_VERSION_POLICY` (`latest:1`): which versions of a model directory with one
+  subfolder per version are served side by side, Triton's version policy: `latest:N` (the
+  newest N), `all`, or `specific:V1,V2`; `POST /v2/repository/models/{m}/load` may override it.
+- `CIRCLE_DETECTOR_READ_ONLY` (`auto`): `true` refuses repository load and unload (403,
+  gRPC PERMISSION_DENIED), `false` allows them; `auto` is read-only in Kubernetes (where
+  `KUBERNETES_SERVICE_HOST` is set, as under KServe's launcher, whose model directory is a
+  read-only mount) and writable elsewhere.
 - `CIRCLE_DETECTOR_MODEL_NAME` (empty: the model's own name, `circle-detector`): the name it
   is served under, `/v2/models/{name}`; KServe's `--model_name` (the InferenceService's name).
 - `CIRCLE_DETECTOR_RUNTIME` (`onnx`): the network's runtime, `onnx` (ONNX Runtime) or `torch`
@@ -74,6 +82,7 @@ from dataclasses import dataclass, fields
 
 from .model.imageio import DEFAULT_MAX_PIXELS
 from .model.runtimes import RUNTIMES
+from .version_policy import PolicyError, VersionPolicy
 
 PREFIX = "CIRCLE_DETECTOR_"
 
@@ -89,6 +98,8 @@ class BentoSettings:
     model_tag: str = "circle-detector:latest"
     model_dir: str = ""
     model_name: str = ""
+    version_policy: str = "latest:1"
+    read_only: str = "auto"
     runtime: str = "onnx"
     threads: int = 0
     max_batch_size: int = 32
@@ -136,7 +147,7 @@ _BOUNDS: dict[str, tuple[int, int | None]] = {
     "workers": (1, None),
     "port": (1, 65535),
 }
-_CHOICES = {"runtime": RUNTIMES}
+_CHOICES = {"runtime": RUNTIMES, "read_only": ("auto", "true", "false")}
 #: Settings in seconds: positive numbers, fractions allowed.
 _SECONDS = frozenset(
     {"admission_timeout_s", "header_timeout_s", "body_timeout_s", "ready_deadline_s"}
@@ -161,6 +172,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> BentoSettings:
 
 
 def _parse(name: str, raw: str) -> object:
+    if name == "version_policy":
+        try:
+            VersionPolicy.parse(raw)
+        except PolicyError as exc:
+            raise SettingsError(f"{variable(name)}={exc}") from None
+        return raw
     if name in _CHOICES:
         if raw not in _CHOICES[name]:
             raise SettingsError(f"{variable(name)}={raw!r}: use one of {', '.join(_CHOICES[name])}")
@@ -199,3 +216,11 @@ def http_port(environ: Mapping[str, str] | None = None, default: int = 3000) -> 
             raise SettingsError(f"{name}={raw!r}: expected a port number between 1 and 65535")
         return int(raw)
     return default
+
+
+def is_read_only(settings: BentoSettings, environ: Mapping[str, str] | None = None) -> bool:
+    """`CIRCLE_DETECTOR_READ_ONLY`, with `auto` read-only in Kubernetes."""
+    if settings.read_only != "auto":
+        return settings.read_only == "true"
+    env = os.environ if environ is None else environ
+    return bool(env.get("KUBERNETES_SERVICE_HOST"))

@@ -12,8 +12,9 @@ the container image. One process: scale with replicas.
 
 The port defaults to `BENTOML_PORT`, then `PORT` (Knative), then 3000. The model is the
 directory `--model-dir` (or `CIRCLE_DETECTOR_MODEL_DIR`) names, a model folder or one subfolder
-per version (the newest is served), or else `CIRCLE_DETECTOR_MODEL_TAG` in `$BENTOML_HOME`'s
-model store; it is served as `/v2/models/{--model-name}`, by default its own name. Each option
+per version (those `CIRCLE_DETECTOR_VERSION_POLICY` selects, by default the newest), or else
+`CIRCLE_DETECTOR_MODEL_TAG` in `$BENTOML_HOME`'s model store; it is served as
+`/v2/models/{--model-name}`, by default its own name. Each option
 has KServe's underscore spelling too (`--model_name`, `--model_dir`, `--http_port`,
 `--grpc_port`).
 Every other setting is the Bento's (`settings.py`), the header and body read timeouts
@@ -165,14 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2
     from .model.artifacts import ModelFileError
+    from .version_policy import PolicyError
 
     try:
         from . import model_store
         from .server import ModelServer
 
-        folder = model_store.served_folder(settings.model_dir, settings.model_tag)
+        folder = model_store.served_directory(settings.model_dir, settings.model_tag)
         server = ModelServer(folder, settings)
-    except ModelFileError as exc:
+    except (ModelFileError, PolicyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     import uvicorn

@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
+from google.protobuf import json_format
 from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from .. import tracing
@@ -91,6 +92,42 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
             outputs=[tensor(**t) for t in meta["outputs"]],
         )
 
+    async def ModelStatistics(
+        self, request: service_pb2.ModelStatisticsRequest, context: Context
+    ) -> service_pb2.ModelStatisticsResponse:
+        stats = await self._call(
+            context, self.dataplane.model_statistics, request.name, request.version or None
+        )
+        return json_format.ParseDict(stats, service_pb2.ModelStatisticsResponse())
+
+    async def ModelConfig(
+        self, request: service_pb2.ModelConfigRequest, context: Context
+    ) -> service_pb2.ModelConfigResponse:
+        config = await self._call(
+            context, self.dataplane.model_config, request.name, request.version or None
+        )
+        return json_format.ParseDict({"config": config}, service_pb2.ModelConfigResponse())
+
+    async def RepositoryIndex(
+        self, request: service_pb2.RepositoryIndexRequest, context: Context
+    ) -> service_pb2.RepositoryIndexResponse:
+        models = await self._call(context, self.dataplane.repository_index, request.ready)
+        return json_format.ParseDict({"models": models}, service_pb2.RepositoryIndexResponse())
+
+    async def RepositoryModelLoad(
+        self, request: service_pb2.RepositoryModelLoadRequest, context: Context
+    ) -> service_pb2.RepositoryModelLoadResponse:
+        parameters = codec.parameters_to_dict(request.parameters)
+        await self._await(context, self.dataplane.load_model(request.model_name, parameters))
+        return service_pb2.RepositoryModelLoadResponse()
+
+    async def RepositoryModelUnload(
+        self, request: service_pb2.RepositoryModelUnloadRequest, context: Context
+    ) -> service_pb2.RepositoryModelUnloadResponse:
+        parameters = codec.parameters_to_dict(request.parameters)
+        await self._await(context, self.dataplane.unload_model(request.model_name, parameters))
+        return service_pb2.RepositoryModelUnloadResponse()
+
     async def ModelInfer(self, data: bytes, context: Context) -> service_pb2.ModelInferResponse:
         with tracing.server_span("V2 ModelInfer", context.invocation_metadata):
             return await self._model_infer(data, context)
@@ -134,6 +171,15 @@ class InferenceServicer(service_pb2_grpc.GRPCInferenceServiceServicer):
         except Exception as exc:
             await _abort(context, grpc.StatusCode.INTERNAL, _log_internal(exc, None))
 
+    async def _await(self, context: Context, call: Awaitable[T]) -> T:
+        """`_call` for a coroutine."""
+        try:
+            return await call
+        except ProtocolError as exc:
+            await _abort(context, grpc.StatusCode[exc.grpc_code], exc.message)
+        except Exception as exc:
+            await _abort(context, grpc.StatusCode.INTERNAL, _log_internal(exc, None))
+
 
 async def _abort(context: Context, code: grpc.StatusCode, message: str) -> NoReturn:
     await context.abort(code, message)
@@ -149,7 +195,18 @@ def _log_internal(exc: Exception, request_id: str | None) -> str:
 
 #: The V2 gRPC service's methods this server implements (the others answer UNIMPLEMENTED).
 SERVICE = "inference.GRPCInferenceService"
-_UNARY = ("ServerLive", "ServerReady", "ModelReady", "ServerMetadata", "ModelMetadata")
+_UNARY = (
+    "ServerLive",
+    "ServerReady",
+    "ModelReady",
+    "ServerMetadata",
+    "ModelMetadata",
+    "ModelStatistics",
+    "ModelConfig",
+    "RepositoryIndex",
+    "RepositoryModelLoad",
+    "RepositoryModelUnload",
+)
 
 
 def _handlers(servicer: InferenceServicer) -> dict[str, grpc.RpcMethodHandler]:

@@ -197,3 +197,27 @@ def _parse_outputs(raw: Any) -> list[RequestedOutput] | None:
             raise BadRequest(f"output '{item['name']}' binary_data must be a boolean")
         outputs.append(RequestedOutput(item["name"], binary, params))
     return outputs
+
+
+#: Largest body of a control request (repository index, load, unload).
+MAX_CONTROL_BYTES = 64 * 1024
+
+
+def parse_control(body: bytes | bytearray, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A small JSON object body of a control request (empty: `{}`), with only `allowed` keys;
+    a `parameters` key must hold an object."""
+    if not body.strip():
+        return {}
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("request body must be a JSON object")
+    unknown = sorted(set(doc) - set(allowed))
+    if unknown:
+        keys = ", ".join(repr(k) for k in unknown)
+        raise BadRequest(f"unknown field(s) {keys}; allowed: {', '.join(allowed) or 'none'}")
+    if not isinstance(doc.get("parameters", {}), dict):
+        raise BadRequest("'parameters' must be a JSON object")
+    return doc

@@ -32,13 +32,22 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import tracing
 from ..admission import Budget, unbounded
-from ..protocol import Limits, NotReady, PayloadTooLarge, ProtocolError, RequestTimeout
+from ..protocol import (
+    BadRequest,
+    Limits,
+    NotReady,
+    PayloadTooLarge,
+    ProtocolError,
+    RequestTimeout,
+)
 from ..protocol.limits import DEFAULT_LIMITS
 from .codec import (
     HEADER_LENGTH,
+    MAX_CONTROL_BYTES,
     decode_body,
     encode_response,
     json_header_length,
+    parse_control,
     parse_request,
 )
 
@@ -98,6 +107,48 @@ async def model_ready(request: Request) -> Response:
     if not _dataplane(request).model_ready(name, _version(request)):
         raise NotReady(f"model '{name}' is loading or warming up")
     return JSONResponse({"name": name, "ready": True})
+
+
+async def model_statistics(request: Request) -> Response:
+    name = request.path_params.get("name", "")
+    return JSONResponse(_dataplane(request).model_statistics(name, _version(request)))
+
+
+async def model_config(request: Request) -> Response:
+    name = request.path_params["name"]
+    return JSONResponse(_dataplane(request).model_config(name, _version(request)))
+
+
+async def repository_index(request: Request) -> Response:
+    doc = await _control(request, ("ready", "repository_name"))
+    ready = doc.get("ready", False)
+    if not isinstance(ready, bool):
+        raise BadRequest("'ready' must be a boolean")
+    return JSONResponse(_dataplane(request).repository_index(ready))
+
+
+async def repository_load(request: Request) -> Response:
+    doc = await _control(request, ("parameters",))
+    await _dataplane(request).load_model(request.path_params["name"], doc.get("parameters", {}))
+    return JSONResponse({})
+
+
+async def repository_unload(request: Request) -> Response:
+    doc = await _control(request, ("parameters",))
+    await _dataplane(request).unload_model(request.path_params["name"], doc.get("parameters", {}))
+    return JSONResponse({})
+
+
+async def _control(request: Request, allowed: tuple[str, ...]) -> dict[str, Any]:
+    """A control request's small JSON body, read within the body timeout."""
+    _declared_length(request, MAX_CONTROL_BYTES)
+    timeout = getattr(request.app.state, "body_timeout_s", DEFAULT_BODY_TIMEOUT_S)
+    try:
+        async with asyncio.timeout(timeout):
+            body = await _read_body(request, MAX_CONTROL_BYTES)
+    except TimeoutError:
+        raise RequestTimeout(f"request body not received within {timeout:g} s") from None
+    return parse_control(body, allowed)
 
 
 async def infer(request: Request) -> Response:
@@ -226,12 +277,19 @@ def _routes() -> list[Route]:
         Route("/v2", server_metadata, methods=["GET"]),
         Route("/v2/health/live", server_live, methods=["GET"]),
         Route("/v2/health/ready", server_ready, methods=["GET"]),
+        # before /v2/models/{name}: the statistics of every model, as Triton serves them
+        Route("/v2/models/stats", model_statistics, methods=["GET"]),
+        Route("/v2/repository/index", repository_index, methods=["POST"]),
+        Route("/v2/repository/models/{name}/load", repository_load, methods=["POST"]),
+        Route("/v2/repository/models/{name}/unload", repository_unload, methods=["POST"]),
     ]
     for base in ("/v2/models/{name}", "/v2/models/{name}/versions/{version}"):
         routes += [
             Route(base, model_metadata, methods=["GET"]),
             Route(f"{base}/ready", model_ready, methods=["GET"]),
             Route(f"{base}/infer", infer, methods=["POST"]),
+            Route(f"{base}/stats", model_statistics, methods=["GET"]),
+            Route(f"{base}/config", model_config, methods=["GET"]),
         ]
     return routes
 

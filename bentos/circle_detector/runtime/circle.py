@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -30,7 +32,8 @@ from ..model.detector import (
 from ..model.image_text import DEFAULT_MAX_FILE_BYTES, image_file_and_pixels
 from ..model.imageio import DEFAULT_MAX_PIXELS, ImageDecodeError, decode_image
 from ..protocol import BadRequest, InferInput, InferOutput, InferRequest, InferResponse
-from ..scheduling import Schedule, schedule
+from ..scheduling import DEFAULT_PRIORITY, PRIORITY_LEVELS, Schedule, schedule
+from ..stats import ModelStats, RequestTimes
 from .interface import TensorSpec
 
 INPUT_NAME = "image"
@@ -82,8 +85,9 @@ class CircleRuntime:
         #: All images of one request together (memory bound): 4 full-size images by default.
         self.max_request_pixels = max_request_pixels or 4 * max_pixels
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="v2-prep")
+        self.preprocess_threads = threads
         self.batcher: AdaptiveBatcher[Prepared, np.ndarray] = AdaptiveBatcher(
-            detector.candidates,
+            self.run_batch,
             max_batch_size=max_batch_size,
             max_latency_ms=max_latency_ms,
             max_queue_size=max_queue_size,
@@ -93,6 +97,12 @@ class CircleRuntime:
         self.pixel_budget = pixel_budget or unbounded("decoded pixels")
         self._warm = False
         self._closed = False
+        self.stats = ModelStats(self.name, self.version)
+        #: Images submitted to the batcher (by id) -> (start, end) ns of the run that took
+        #: them; the warm-ups' ids, which the statistics leave out.
+        self._submitted: dict[int, tuple[int, int] | None] = {}
+        self._warming: set[int] = set()
+        self._lock = threading.Lock()
 
     def ready(self) -> bool:
         return self._warm and not self._closed
@@ -107,7 +117,7 @@ class CircleRuntime:
         ring = np.abs(np.hypot(xx - side / 2, yy - side / 2) - side / 4) < 2
         image = np.where(ring, 0, 255).astype(np.uint8)[None]
         request = InferRequest(inputs=[InferInput(INPUT_NAME, "UINT8", list(image.shape), image)])
-        await self.infer(request)
+        await self._infer(request, counted=False)
         self._warm = True
 
     async def close(self) -> None:
@@ -117,26 +127,102 @@ class CircleRuntime:
 
     # -- inference ----------------------------------------------------------------------------
 
+    def run_batch(self, items: list[Prepared]) -> list[np.ndarray]:
+        """The batcher's run function: the network on one batch, timed for the statistics."""
+        started = time.perf_counter_ns()
+        results = self.detector.candidates(items)
+        ended = time.perf_counter_ns()
+        clients = 0
+        with self._lock:
+            for item in items:
+                key = id(item)
+                if key in self._submitted:
+                    self._submitted[key] = (started, ended)
+                    clients += key not in self._warming
+        if clients:
+            self.stats.batch(clients, ended - started)
+        return results
+
+    def config(self) -> dict[str, Any]:
+        """Triton's model configuration fields of this runtime (JSON form)."""
+        network = self.detector.network
+        batcher = self.batcher
+        gpu = "CUDAExecutionProvider" in getattr(network, "providers", ())
+        settings = {
+            "runtime": network.name,
+            "runtime_threads": network.threads,
+            "preprocess_threads": self.preprocess_threads,
+            "max_latency_ms": batcher.max_latency_ms,
+            "max_pixels": self.max_pixels,
+            "max_images": self.max_images,
+            "max_request_pixels": self.max_request_pixels,
+            "max_side": self.detector.max_side,
+        }
+        return {
+            "backend": "onnxruntime" if network.name == "onnxruntime" else "pytorch",
+            "runtime": network.name,
+            "max_batch_size": batcher.max_batch_size,
+            "input": [t.as_config() for t in self.inputs],
+            "output": [t.as_config() for t in self.outputs],
+            "dynamic_batching": {
+                # a batch starts as soon as the network is free: no queue delay
+                "max_queue_delay_microseconds": 0,
+                "priority_levels": PRIORITY_LEVELS,
+                "default_priority_level": DEFAULT_PRIORITY,
+                "default_queue_policy": {
+                    "timeout_action": "REJECT",
+                    "default_timeout_microseconds": int(batcher.max_latency_ms * 1000),
+                    "allow_timeout_override": True,
+                    "max_queue_size": batcher.queue_limit,
+                },
+            },
+            "instance_group": [
+                {"name": f"{self.name}_0", "kind": "KIND_GPU" if gpu else "KIND_CPU", "count": 1}
+            ],
+            "parameters": {k: {"string_value": str(v)} for k, v in settings.items()},
+        }
+
     async def infer(self, request: InferRequest) -> InferResponse:
+        return await self._infer(request, counted=True)
+
+    async def _infer(self, request: InferRequest, counted: bool) -> InferResponse:
+        """`counted`: a client's request (its phases go to the statistics), not a warm-up."""
         plan = schedule(request.parameters)  # priority, and the deadline from now (timeout)
         # Base64 text of an image is decoded here: off the event loop, as the decoding is.
         loop = asyncio.get_running_loop()
         image, pixels = await loop.run_in_executor(self._pool, self._image_input, request)
         async with self.pixel_budget.hold(pixels):
-            return await self._infer_images(request, image, plan)
+            return await self._infer_images(request, image, plan, counted)
 
     async def _infer_images(
-        self, request: InferRequest, image: list[tuple[int, bytes | np.ndarray]], plan: Schedule
+        self,
+        request: InferRequest,
+        image: list[tuple[int, bytes | np.ndarray]],
+        plan: Schedule,
+        counted: bool,
     ) -> InferResponse:
         score_threshold, max_detections = self._parameters(request.parameters)
         wanted = self._wanted_outputs(request)
         loop = asyncio.get_running_loop()
+        began = time.perf_counter_ns()
         prepared = await asyncio.gather(
             *(loop.run_in_executor(self._pool, self._prepare, i, item) for i, item in image)
         )
-        candidates = await self.batcher.submit(
-            prepared, priority=plan.priority, deadline=plan.deadline
-        )
+        submitted = time.perf_counter_ns()
+        keys = [id(p) for p in prepared]
+        with self._lock:
+            self._submitted.update(dict.fromkeys(keys))
+            if not counted:
+                self._warming.update(keys)
+        try:
+            candidates = await self.batcher.submit(
+                prepared, priority=plan.priority, deadline=plan.deadline
+            )
+        finally:
+            with self._lock:
+                runs = [run for key in keys if (run := self._submitted.pop(key, None))]
+                self._warming.difference_update(keys)
+        returned = time.perf_counter_ns()
         circles = await asyncio.gather(
             *(
                 loop.run_in_executor(self._pool, self._finish, p, rows, score_threshold)
@@ -149,6 +235,17 @@ class CircleRuntime:
             for name, data in output_tensors(circles).items()
             if (binary := wanted.get(name)) is not None
         ]
+        if counted:
+            first = min((run[0] for run in runs), default=returned)
+            last = max((run[1] for run in runs), default=returned)
+            self.stats.measured(
+                RequestTimes(
+                    queue=first - submitted,
+                    compute_input=submitted - began,
+                    compute_infer=last - first,
+                    compute_output=time.perf_counter_ns() - returned,
+                )
+            )
         return InferResponse(self.name, self.version, outputs, id=request.id)
 
     def _image_input(

@@ -1,9 +1,10 @@
 """The interface between the model-agnostic dataplane and one loaded model version.
 
 Shaped like MLServer's `MLModel` and KServe's `Model`: the dataplane asks a runtime for its
-name, version, tensors and readiness, warms it up, runs `infer` on transport-neutral messages
-and closes it when the version is unloaded. Everything model-specific (which inputs it takes,
-how images are decoded, how calls are batched) stays behind it.
+name, version, tensors, readiness, statistics and configuration, warms it up, runs `infer` on
+transport-neutral messages and closes it when the version is unloaded. Everything
+model-specific (which inputs it takes, how images are decoded, how calls are batched) stays
+behind it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..protocol import InferRequest, InferResponse
+from ..stats import ModelStats
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,36 @@ class TensorSpec:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
+    def as_config(self) -> dict[str, Any]:
+        """Triton's `ModelInput`/`ModelOutput` of a batched tensor: dims without the batch
+        dimension; a tensor that is only the batch dimension is dims [1] reshaped to []."""
+        data_type = f"TYPE_{CONFIG_TYPES[self.datatype]}"
+        doc: dict[str, Any] = {"name": self.name, "data_type": data_type}
+        dims = list(self.shape[1:])
+        if dims:
+            doc["dims"] = dims
+        else:
+            doc.update(dims=[1], reshape={"shape": []})
+        return doc
+
+
+#: V2 datatype -> the model configuration's `TYPE_*` name (BYTES is Triton's STRING).
+CONFIG_TYPES = {
+    "BOOL": "BOOL",
+    "UINT8": "UINT8",
+    "UINT16": "UINT16",
+    "UINT32": "UINT32",
+    "UINT64": "UINT64",
+    "INT8": "INT8",
+    "INT16": "INT16",
+    "INT32": "INT32",
+    "INT64": "INT64",
+    "FP16": "FP16",
+    "FP32": "FP32",
+    "FP64": "FP64",
+    "BYTES": "STRING",
+}
+
 
 class ModelRuntime(Protocol):
     """One version of one model, loaded and servable."""
@@ -37,6 +69,12 @@ class ModelRuntime(Protocol):
     platform: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
+    #: Its statistics since it was loaded (the dataplane counts requests, the runtime phases).
+    stats: ModelStats
+
+    def config(self) -> dict[str, Any]:
+        """Its part of Triton's model configuration (JSON form): batching, tensors, backend."""
+        ...
 
     def ready(self) -> bool:
         """Warmed up and not closing."""

@@ -1,5 +1,7 @@
-"""Fuzz the V2 REST routes with the Open Inference Protocol's OpenAPI (schemathesis):
-whatever the generated request, the Bento must never answer 5xx, and stays live."""
+"""Fuzz the V2 REST routes with the Open Inference Protocol's OpenAPI (schemathesis), the
+statistics, model configuration and repository extensions included: whatever the generated
+request, the Bento must never answer 5xx, and stays live. A fuzzed unload may unload the
+session's model: every repository case is followed by a load that brings it back."""
 
 from __future__ import annotations
 
@@ -31,7 +33,9 @@ def session():
 def test_no_5xx(case, bento_server, session):
     if "model_name" in (case.path_parameters or {}):
         case.path_parameters["model_name"] = "circle-detector"  # reach the model, not a 404
-    case.call_and_validate(
-        base_url=bento_server.base_url, session=session, checks=[not_a_server_error], timeout=30
-    )
-    assert session.get(f"{bento_server.base_url}/v2/health/live", timeout=5).status_code == 200
+    base = bento_server.base_url
+    case.call_and_validate(base_url=base, session=session, checks=[not_a_server_error], timeout=30)
+    if case.path.startswith("/v2/repository/models/"):
+        restored = session.post(f"{base}/v2/repository/models/circle-detector/load", timeout=60)
+        assert restored.status_code == 200, restored.text
+    assert session.get(f"{base}/v2/health/live", timeout=5).status_code == 200
