@@ -36,11 +36,49 @@ class SceneConfig:
     p_invert: float = 0.3
     contrast: tuple[float, float] = (0.4, 1.0)
     min_visible: float = 0.6
+    # The broader distribution (all off in `BASE`, so that `HARD` draws the same scenes as before):
+    p_periodic: float = 0.0  # checkerboard, stripes, grid or tiles behind the scene
+    p_blob_field: float = 0.0  # a field of irregular, sharp-edged blobs behind the scene
+    p_blob: float = 0.0  # a distractor is an irregular blob (a wobbly disc) instead
+    p_shadow: float = 0.0  # a circle casts a soft, offset drop shadow
+    p_highlight: float = 0.0  # a circle gets a specular highlight
+    p_thin_ring: float = 0.0  # a ring is 1 to 2.5 px thick
+    p_tiny: float = 0.0  # the scene also gets a handful of circles of radius 3 to 15 px
+    p_heavy: float = 0.0  # heavy noise, strong blur or very low JPEG quality
+    p_illumination: float = 0.0  # uneven lighting (a multiplicative low-frequency gain)
 
 
-TRAIN = SceneConfig()
-HARD = replace(
+#: The distribution of versions 1 and 2; the held-out hard set is drawn from it.
+BASE = SceneConfig()
+#: Version 3's training distribution: `BASE` plus the failure modes seen on independent scenes.
+TRAIN = replace(
+    BASE,
+    p_periodic=0.2,
+    p_blob_field=0.15,
+    p_blob=0.3,
+    p_shadow=0.25,
+    p_highlight=0.2,
+    p_thin_ring=0.4,
+    p_tiny=0.25,
+    p_heavy=0.2,
+    p_illumination=0.25,
+)
+#: Calibration scenes unlike training's defaults: larger, busier and more damaged.
+CALIBRATION = replace(
     TRAIN,
+    height=320,
+    width=320,
+    circles=(1, 12),
+    distractors=(2, 9),
+    noise=(0.01, 0.1),
+    blur=(0.2, 2.2),
+    p_jpeg=0.45,
+    jpeg_quality=(20, 90),
+    p_invert=0.45,
+    p_heavy=0.3,
+)
+HARD = replace(
+    BASE,
     height=384,
     width=384,
     circles=(2, 14),
@@ -96,6 +134,85 @@ def background(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     return img
 
 
+def broader_background(rng: np.random.Generator, img: np.ndarray, cfg: SceneConfig) -> np.ndarray:
+    """The backgrounds that drew false circles on independent scenes: periodic, blob fields."""
+    h, w = img.shape
+    if rng_hit(rng, cfg.p_periodic):
+        img = img + rng.uniform(0.08, 0.35) * periodic_pattern(rng, h, w)
+    if rng_hit(rng, cfg.p_blob_field):
+        img = img + rng.choice([-1.0, 1.0]) * rng.uniform(0.12, 0.4) * blob_field(rng, h, w)
+    return img
+
+
+def periodic_pattern(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A rotated checkerboard, stripes, line grid or brick tiling in [-1, 1]."""
+    kind = rng.choice(["checker", "stripes", "grid", "tiles"])
+    period = float(np.exp(rng.uniform(np.log(5.0), np.log(64.0))))
+    angle = rng.uniform(0, np.pi)
+    sharp = rng.uniform(1.5, 8.0)  # from a sine to a nearly square wave
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    u = np.cos(angle) * xx + np.sin(angle) * yy
+    v = -np.sin(angle) * xx + np.cos(angle) * yy
+
+    def wave(t: np.ndarray) -> np.ndarray:
+        return np.tanh(sharp * np.sin(np.pi * t / period)) / np.tanh(sharp)
+
+    if kind == "checker":
+        return wave(u) * wave(v)
+    if kind == "stripes":
+        return wave(u)
+    width = max(1.0, rng.uniform(0.06, 0.25) * period)
+
+    def lines(t: np.ndarray, spacing: float) -> np.ndarray:
+        d = np.abs((t + spacing / 2) % spacing - spacing / 2)  # distance to the nearest line
+        return np.clip(width / 2 - d + 0.5, 0.0, 1.0)
+
+    if kind == "grid":
+        return 2.0 * np.maximum(lines(u, period), lines(v, period)) - 1.0
+    row = np.floor(v / period)
+    return 1.0 - 2.0 * np.maximum(lines(v, period), lines(u + (row % 2) * period, 2 * period))
+
+
+def blob_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """Sharp-edged irregular blobs (thresholded smooth noise) as a mask in [0, 1]."""
+    noise = smooth_noise(rng, (h, w), rng.uniform(3.0, 25.0))
+    level, edge = rng.uniform(0.15, 0.55), rng.uniform(0.02, 0.1)
+    return np.clip((noise - level) / edge + 0.5, 0.0, 1.0)
+
+
+def uneven_light(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """A multiplicative low-frequency gain: a vignette or a lighting gradient across the scene."""
+    h, w = img.shape
+    gain = 1.0 + rng.uniform(0.15, 0.5) * smooth_noise(rng, (h, w), rng.uniform(40.0, 120.0))
+    return img * gain.astype(np.float32)
+
+
+def cast_shadow(
+    rng: np.random.Generator, img: np.ndarray, cx: float, cy: float, r: float
+) -> np.ndarray:
+    """A soft, offset, darker copy of a disc under it: round but not a circle's edge."""
+    h, w = img.shape
+    angle, shift = rng.uniform(0, 2 * np.pi), r * rng.uniform(0.05, 0.35)
+    mask = circle_mask(
+        h, w, cx + shift * np.cos(angle), cy + shift * np.sin(angle), r * rng.uniform(1.0, 1.1), 0
+    )
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, r * rng.uniform(0.08, 0.3)))
+    return img * (1.0 - rng.uniform(0.15, 0.5) * mask)
+
+
+def highlight(
+    rng: np.random.Generator, pattern: np.ndarray, cx: float, cy: float, r: float
+) -> np.ndarray:
+    """A specular spot inside a disc, off its centre."""
+    h, w = pattern.shape
+    angle, shift = rng.uniform(0, 2 * np.pi), r * rng.uniform(0.2, 0.5)
+    hx, hy = cx + shift * np.cos(angle), cy + shift * np.sin(angle)
+    sigma = max(0.8, r * rng.uniform(0.08, 0.3))
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    spot = np.exp(-((xx - hx) ** 2 + (yy - hy) ** 2) / (2 * sigma**2))
+    return pattern + rng.uniform(0.15, 0.5) * spot
+
+
 #: Fill patterns of circles; "sphere" and "coin" are themselves round, so only circles get them.
 CIRCLE_FILLS = ("flat", "flat", "shaded", "sphere", "textured", "coin")
 DISTRACTOR_FILLS = ("flat", "flat", "shaded", "textured")
@@ -134,13 +251,29 @@ def fill(
 
 
 def distractor(
-    rng: np.random.Generator, h: int, w: int, r_range: tuple[float, float]
+    rng: np.random.Generator, h: int, w: int, r_range: tuple[float, float], p_blob: float = 0.0
 ) -> tuple[np.ndarray, tuple[float, float], float]:
     """A look-alike that must not be detected (its mask, centre and size)."""
     lo, hi = r_range
     size = float(np.exp(rng.uniform(np.log(max(lo, 5.0)), np.log(hi))))
     cx, cy = rng.uniform(-0.1 * w, 1.1 * w), rng.uniform(-0.1 * h, 1.1 * h)
+    if rng_hit(rng, p_blob):
+        return blob_mask(rng, h, w, cx, cy, size), (cx, cy), size
     return distractor_mask(rng, h, w, cx, cy, size), (cx, cy), size
+
+
+def blob_mask(
+    rng: np.random.Generator, h: int, w: int, cx: float, cy: float, size: float
+) -> np.ndarray:
+    """A wobbly disc: its radius varies with low harmonics by at least 2 px, so it is no circle."""
+    theta = np.linspace(0, 2 * np.pi, 120, endpoint=False)
+    wobble = max(float(rng.uniform(0.08, 0.3)), 2.0 / size)
+    radius = np.ones_like(theta)
+    for k in range(2, 6):
+        radius += wobble * rng.uniform(0.3, 1.0) / (k - 1) * np.cos(k * theta + rng.uniform(0, 7))
+    points = np.stack([cx + size * radius * np.cos(theta), cy + size * radius * np.sin(theta)], 1)
+    pts = np.round(points * SCALE).astype(np.int32)[None]
+    return aa_mask((h, w), lambda c: cv2.fillPoly(c, pts, 255, cv2.LINE_AA, SHIFT))
 
 
 def distractor_mask(
@@ -222,16 +355,25 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
     n_distract = int(rng.integers(cfg.distractors[0], cfg.distractors[1] + 1))
     kinds = ["circle"] * n_circles + ["distractor"] * n_distract
     rng.shuffle(kinds)
+    img = broader_background(rng, img, cfg)
+    if rng_hit(rng, cfg.p_tiny):
+        kinds += ["tiny"] * int(rng.integers(3, 13))
+        rng.shuffle(kinds)
     r_hi = min(cfg.radius[1], 0.45 * max(h, w))
     masks: list[np.ndarray] = []
     circles: list[tuple[float, float, float, float]] = []  # cx, cy, r, full area
     owners: list[int] = []  # index into circles, or -1 for distractors
     for kind in kinds:
-        if kind == "circle":
-            r = float(np.exp(rng.uniform(np.log(cfg.radius[0]), np.log(r_hi))))
+        if kind in ("circle", "tiny"):
+            lo, hi = (3.5, 15.0) if kind == "tiny" else (cfg.radius[0], r_hi)
+            r = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
             cx = float(rng.uniform(-0.2 * r, w - 1 + 0.2 * r))
             cy = float(rng.uniform(-0.2 * r, h - 1 + 0.2 * r))
             ring = 0.0 if rng.random() < 0.7 else float(rng.uniform(1.5, max(2.0, 0.35 * r)))
+            if ring > 0 and rng_hit(rng, cfg.p_thin_ring):
+                ring = float(rng.uniform(1.0, 2.5))
+            if rng_hit(rng, cfg.p_shadow):
+                img = cast_shadow(rng, img, cx, cy, r)
             mask = circle_mask(h, w, cx, cy, r, ring)
             inner = max(r - ring, 0.0) if ring > 0 else 0.0
             area = np.pi * (r**2 - inner**2)
@@ -239,7 +381,7 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
             circles.append((cx, cy, r, area))
             fills = CIRCLE_FILLS
         else:
-            mask, (cx, cy), r = distractor(rng, h, w, (cfg.radius[0], r_hi * 0.8))
+            mask, (cx, cy), r = distractor(rng, h, w, (cfg.radius[0], r_hi * 0.8), cfg.p_blob)
             owners.append(-1)
             fills = DISTRACTOR_FILLS
         if mask.max() <= 0:
@@ -247,6 +389,8 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
             continue
         under = float((img * mask).sum() / max(mask.sum(), 1e-6))
         pattern = fill(rng, (h, w), (cx, cy), r, under, fills)
+        if owners[-1] >= 0 and rng_hit(rng, cfg.p_highlight):
+            pattern = highlight(rng, pattern, cx, cy, r)
         inside = float((pattern * mask).sum() / max(mask.sum(), 1e-6))
         if abs(inside - under) < cfg.min_contrast:
             pattern = pattern + np.sign(inside - under or 1.0) * cfg.min_contrast
@@ -262,6 +406,8 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
             circle_masks[owner] = mask * (1.0 - cover)
         cover = np.maximum(cover, mask)
     contrast = np.array([edge_contrast(img, circle_masks[k]) for k in range(len(circles))])
+    if rng_hit(rng, cfg.p_illumination):
+        img = uneven_light(rng, img)
     img, gain, noise = degrade(rng, img, cfg)
     labels = np.array([c[:3] for c in circles], dtype=np.float32).reshape(-1, 3)
     centre_inside = (
@@ -296,7 +442,8 @@ def degrade(
     Returns the uint8 image, the gain applied to grey differences, and the noise level, so that
     the caller can tell which circles stayed visible.
     """
-    blur = rng.uniform(*cfg.blur)
+    heavy = str(rng.choice(["noise", "blur", "jpeg"])) if rng_hit(rng, cfg.p_heavy) else ""
+    blur = rng.uniform(*cfg.blur) if heavy != "blur" else rng.uniform(1.8, 3.5)
     if blur > 0.3:
         img = cv2.GaussianBlur(img, (0, 0), blur)
     low, high = np.percentile(img, 1), np.percentile(img, 99)
@@ -307,15 +454,21 @@ def degrade(
     img = offset + span * np.clip(img, 0.0, 1.0)
     if rng.random() < cfg.p_invert:
         img = 1.0 - img
-    noise = rng.uniform(*cfg.noise)
+    noise = rng.uniform(*cfg.noise) if heavy != "noise" else rng.uniform(0.08, 0.2)
     img = img + rng.normal(0.0, noise, img.shape).astype(np.float32)
     out = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    if rng.random() < cfg.p_jpeg:
-        quality = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
+    if heavy == "jpeg" or rng.random() < cfg.p_jpeg:
+        lo, hi = (8, 30) if heavy == "jpeg" else cfg.jpeg_quality
+        quality = int(rng.integers(lo, hi + 1))
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, quality])
         if ok:
             out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return out, float(stretch * span), float(noise)
+
+
+def rng_hit(rng: np.random.Generator, p: float) -> bool:
+    """True with probability p; draws nothing when p is 0, so `BASE` scenes stay as they were."""
+    return p > 0 and bool(rng.random() < p)
 
 
 def make_scenes(
