@@ -3,8 +3,11 @@
 Per-request limits bound one request; these bound all of them together, so that the worker's
 memory has a ceiling whatever the concurrency. A request takes its share before it is read
 (bytes) or decoded (pixels) and gives it back when answered; beyond the budget it waits, at
-most `timeout_s`, then is refused with `Busy` (503 + `Retry-After`, RESOURCE_EXHAUSTED), counted
-in `/metrics`. A request larger than the whole budget takes all of it, so it still runs, alone.
+most `timeout_s`, then is refused with `Busy` (429 + `Retry-After`, RESOURCE_EXHAUSTED, like the
+batcher's load-shedding refusals), counted in `/metrics`. A request larger than the whole
+budget takes all of it, so it still runs, alone. Unlike the batcher's queue, the budgets wait
+before refusing: memory frees within a few requests' time, and a big image should not be
+refused because another one is being decoded.
 """
 
 from __future__ import annotations

@@ -77,14 +77,12 @@ class Overloaded(Refused):
     reason = "latency_budget"
 
 
-class Busy(ProtocolError):
-    """The process-wide memory budget stayed full for the admission timeout
-    (503 + `Retry-After` / RESOURCE_EXHAUSTED); the same request may succeed later."""
+class Busy(Refused):
+    """The process-wide memory budget stayed full for the admission timeout (was 503: now
+    the HTTP twin of its RESOURCE_EXHAUSTED, as every load-shedding refusal)."""
 
-    http_status = 503
-    grpc_code = "RESOURCE_EXHAUSTED"
     retry_after_s = 2
-    reason: ClassVar[str] = "admission"
+    reason = "admission"
 
 
 class DeadlineExceeded(ProtocolError):

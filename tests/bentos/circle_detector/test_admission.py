@@ -51,7 +51,7 @@ async def test_budget_refuses_after_the_timeout_and_caps_big_requests():
                 pass
         assert 0.04 < time.perf_counter() - started < 1
     assert budget.in_use == 0
-    assert Busy.http_status == 503 and Busy.retry_after_s and Busy.grpc_code == "RESOURCE_EXHAUSTED"
+    assert Busy.http_status == 429 and Busy.retry_after_s and Busy.grpc_code == "RESOURCE_EXHAUSTED"
 
 
 def test_bytes_elements_stop_at_the_shape():
