@@ -18,9 +18,11 @@ from ..model.checkpoint import save_checkpoint
 from ..model.detector import WEIGHTS_PATH, CircleDetector, ModelInfo, prepare
 from ..model.network import CircleNet
 from ..model.runtimes import TorchNetwork
+from .resume import load_state, restore, save_state
 from .scoring_fit import fit_scorer
-from .synthetic import TRAIN, Scene, make_scenes
+from .synthetic import CALIBRATION, TRAIN, Scene, make_scenes
 from .targets import build_targets
+from .training_log import plot_log, write_log
 
 CALIBRATION_SEED = 1_000_003
 CALIBRATION_SCENES = 2000
@@ -28,19 +30,25 @@ CALIBRATION_SCENES = 2000
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 7500
+    steps: int = 14000
     batch_size: int = 16
-    scenes: int = 6000
+    scenes: int = 9000
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
-    version: str = "2"
+    version: str = "3"
     width: int = 16
     head_channels: int = 32
     calibration_scenes: int = CALIBRATION_SCENES
     ema_decay: float = 0.998
+    checkpoint_every: int = 250
+
+
+#: `circle-detector train --quick`: a smoke run of a few minutes, same code, same outputs.
+QUICK = TrainConfig(steps=300, scenes=400, calibration_scenes=200, version="0")
+LOG_EVERY = 25
 
 
 def augment(scene: Scene, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -122,11 +130,21 @@ def lr_at(step: int, steps: int, peak: float) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str, Any]:
-    """Train, calibrate and write the weights and model card; returns a summary."""
+def train_and_save(
+    config: TrainConfig,
+    output: Path | None = None,
+    checkpoint_dir: Path | None = None,
+    report_dir: Path | None = None,
+    fresh: bool = False,
+) -> dict[str, Any]:
+    """Train (resuming from `checkpoint_dir` when it holds this run's state), calibrate, and
+    write the weights, the training log and its plot; returns a summary."""
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    path = Path(output or WEIGHTS_PATH)
+    checkpoint_dir = Path(checkpoint_dir or path.with_name(f"{path.stem}.checkpoint"))
+    report_dir = Path(report_dir or path.parent)
     started = time.perf_counter()
     scenes = make_scenes(
         config.seed, config.scenes, TRAIN, progress="scenes", processes=config.threads
@@ -138,12 +156,20 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     # The weights kept are an exponential moving average over the last few hundred steps.
     ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    first, log = 0, []
+    state = None if fresh else load_state(checkpoint_dir, asdict(config))
+    if state is not None:
+        first, log = restore(state, net, ema, opt, rng)
     net.train()
-    progress = tqdm(range(config.steps), desc="train", unit="step")
-    running: dict[str, float] = {}
+    progress = tqdm(range(first, config.steps), desc="train", unit="step", initial=first)
+    progress.total = config.steps
+    running: dict[str, float] = dict(log[-1]) if log else {}
+    seconds = log[-1]["seconds"] if log else 0.0
+    tick = time.perf_counter()
     for step in progress:
+        lr = lr_at(step, config.steps, config.lr)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, config.steps, config.lr)
+            group["lr"] = lr
         chosen = rng.choice(len(scenes), config.batch_size, replace=False)
         batch = make_batch([scenes[i] for i in chosen], rng, config.device)
         loss, parts = compute_loss(net, batch)
@@ -154,6 +180,13 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
         ema.update_parameters(net)
         running = {k: 0.95 * running.get(k, v) + 0.05 * v for k, v in parts.items()}
         progress.set_postfix({k: f"{v:.3f}" for k, v in running.items()})
+        done = step + 1
+        if done % LOG_EVERY == 0 or done == config.steps:
+            now = time.perf_counter()
+            seconds, tick = seconds + now - tick, now
+            log.append({"step": done, "lr": lr, **running, "seconds": round(seconds, 1)})
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save_state(checkpoint_dir, asdict(config), done, net, ema, opt, rng, log)
     trained = time.perf_counter()
     net = ema.module.cpu().eval()
     info = ModelInfo(
@@ -161,10 +194,12 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
         config={"width": config.width, "head_channels": config.head_channels},
     )
     detector = CircleDetector(TorchNetwork(net), info)
+    # Calibrated on scenes unlike training's defaults (larger, busier, more damaged), so that
+    # the score keeps its meaning on images the network was not fitted to.
     calibration_scenes = make_scenes(
         CALIBRATION_SEED,
         config.calibration_scenes,
-        TRAIN,
+        CALIBRATION,
         progress="calibration scenes",
         processes=config.threads,
     )
@@ -175,12 +210,20 @@ def train_and_save(config: TrainConfig, output: Path | None = None) -> dict[str,
         "calibration": calibration_stats,
         "seconds": {
             "generate": round(generated - started, 1),
-            "train": round(trained - generated, 1),
+            "train": round(seconds, 1),
             "calibrate": round(finished - trained, 1),
-            "total": round(finished - started, 1),
+            "total": round(finished - started - (trained - generated) + seconds, 1),
         },
     }
-    path = Path(output or WEIGHTS_PATH)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(path, net, detector.info, detector.scorer)
-    return {"weights": str(path), "loss": running, **detector.info.metadata}
+    written = [write_log(log, report_dir / "training_log.csv")]
+    if log:
+        written.append(plot_log(log, report_dir / "training_loss.png"))
+    return {
+        "weights": str(path),
+        "loss": running,
+        "resumed_at": first,
+        "log": [str(p) for p in written],
+        **detector.info.metadata,
+    }

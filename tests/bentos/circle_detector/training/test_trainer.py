@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from bentos.circle_detector.model.detector import CircleDetector
 from bentos.circle_detector.training.trainer import TrainConfig, lr_at, train_and_save
@@ -24,3 +25,57 @@ def test_tiny_training_run_writes_weights(tmp_path: Path) -> None:
     assert all(np.isfinite(v).all() for v in detector.scorer.state_dict().values())
     image = np.zeros((64, 64), dtype=np.uint8)
     assert isinstance(detector.detect_arrays([image], score_threshold=0.0)[0], np.ndarray)
+
+
+def _tiny() -> TrainConfig:
+    return TrainConfig(
+        steps=4, batch_size=2, scenes=4, calibration_scenes=4, threads=1, checkpoint_every=2
+    )
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path: Path, monkeypatch) -> None:
+    """Ctrl-C after two steps, run again: the run continues at step 2 and ends where an
+    uninterrupted run ends."""
+    import torch
+
+    from bentos.circle_detector.training import trainer
+
+    whole = train_and_save(_tiny(), tmp_path / "whole.pt", tmp_path / "ckpt-whole", tmp_path)
+    assert whole["resumed_at"] == 0
+    real_loss, calls = trainer.compute_loss, []
+
+    def interrupted(net: torch.nn.Module, batch: dict) -> tuple:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_loss(net, batch)
+
+    monkeypatch.setattr(trainer, "compute_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_and_save(_tiny(), tmp_path / "cut.pt", tmp_path / "ckpt-cut", tmp_path)
+    monkeypatch.setattr(trainer, "compute_loss", real_loss)
+    assert not (tmp_path / "cut.pt").exists()
+    resumed = train_and_save(_tiny(), tmp_path / "cut.pt", tmp_path / "ckpt-cut", tmp_path)
+    assert resumed["resumed_at"] == 2
+    a = torch.load(tmp_path / "whole.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "cut.pt", weights_only=True)["state_dict"]
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
+    rows = (tmp_path / "training_log.csv").read_text().splitlines()
+    assert rows[0] == "step,lr,heat,off,rad,seconds" and rows[-1].startswith("4,")
+    assert (tmp_path / "training_loss.png").stat().st_size > 1000
+
+
+def test_state_of_other_settings_is_refused(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from bentos.circle_detector.training.resume import ResumeMismatch
+
+    train_and_save(_tiny(), tmp_path / "w.pt", tmp_path / "ckpt", tmp_path)
+    with pytest.raises(ResumeMismatch, match="lr"):
+        train_and_save(replace(_tiny(), lr=1e-3), tmp_path / "w.pt", tmp_path / "ckpt", tmp_path)
+    fresh = train_and_save(
+        replace(_tiny(), lr=1e-3), tmp_path / "w.pt", tmp_path / "ckpt", tmp_path, fresh=True
+    )
+    assert fresh["resumed_at"] == 0
