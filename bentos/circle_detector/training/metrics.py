@@ -14,18 +14,22 @@ import numpy as np
 from ..model.decoding import circle_iou_matrix
 
 TP, FP, IGNORED = 1, 0, -1
+#: The IoU thresholds of COCO's AP; 0.5 and 0.75 are among them exactly.
+COCO_IOUS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
 
 
-def label_detections(
+def match_detections(
     detections: np.ndarray, truth: np.ndarray, difficult: np.ndarray, iou_threshold: float
-) -> np.ndarray:
-    """Per detection (rows cx, cy, r, score): TP (1), FP (0) or IGNORED (-1)."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per detection (rows cx, cy, r, score): its label (TP, FP, IGNORED) and the index of the
+    ground-truth circle it took (-1 for none)."""
     detections = np.asarray(detections, dtype=np.float64).reshape(-1, 4)
     truth = np.asarray(truth, dtype=np.float64).reshape(-1, 3)
     difficult = np.asarray(difficult, dtype=bool).reshape(-1)
     labels = np.full(len(detections), FP, dtype=np.int64)
+    taken_by = np.full(len(detections), -1, dtype=np.int64)
     if len(detections) == 0 or len(truth) == 0:
-        return labels
+        return labels, taken_by
     order = np.argsort(-detections[:, 3], kind="stable")
     iou = circle_iou_matrix(detections[:, :3], truth)
     taken = np.zeros(len(truth), dtype=bool)
@@ -35,12 +39,30 @@ def label_detections(
         if len(free) == 0:
             continue
         best = free[np.argmax(iou[i, free])]
+        taken_by[i] = best
         if difficult[best]:
             labels[i] = IGNORED
         else:
             labels[i] = TP
             taken[best] = True
-    return labels
+    return labels, taken_by
+
+
+def label_detections(
+    detections: np.ndarray, truth: np.ndarray, difficult: np.ndarray, iou_threshold: float
+) -> np.ndarray:
+    """Per detection (rows cx, cy, r, score): TP (1), FP (0) or IGNORED (-1)."""
+    return match_detections(detections, truth, difficult, iou_threshold)[0]
+
+
+def truth_found(
+    detections: np.ndarray, truth: np.ndarray, difficult: np.ndarray, iou_threshold: float = 0.5
+) -> np.ndarray:
+    """Per ground-truth circle: whether a detection matched it (difficult ones included)."""
+    _, taken_by = match_detections(detections, truth, difficult, iou_threshold)
+    found = np.zeros(len(np.asarray(truth).reshape(-1, 3)), dtype=bool)
+    found[taken_by[taken_by >= 0]] = True
+    return found
 
 
 def average_precision(scores: np.ndarray, labels: np.ndarray, n_truth: int) -> float:
@@ -73,6 +95,7 @@ class Report:
 
     ap50: float
     ap75: float
+    ap: float  # COCO's AP: the mean of AP at IoU 0.50, 0.55, ..., 0.95
     precision: float
     recall: float
     f1: float
@@ -93,13 +116,13 @@ def evaluate_predictions(
 ) -> tuple[Report, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Pool per-image predictions (rows cx, cy, r, score) into one `Report` and PR curves."""
     n_truth = int(sum((~d).sum() for d in difficult))
+    scores = np.concatenate([p[:, 3] for p in predictions]) if predictions else np.zeros(0)
     pooled: dict[float, tuple[np.ndarray, np.ndarray]] = {}
-    for thr in (0.5, 0.75):
+    for thr in COCO_IOUS:
         labels = [
             label_detections(p, t, d, thr)
             for p, t, d in zip(predictions, truths, difficult, strict=True)
         ]
-        scores = np.concatenate([p[:, 3] for p in predictions]) if predictions else np.zeros(0)
         pooled[thr] = (scores, np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64))
     tp = fp = 0
     centre_err, radius_err = [], []
@@ -121,6 +144,7 @@ def evaluate_predictions(
     report = Report(
         ap50=average_precision(*pooled[0.5], n_truth),
         ap75=average_precision(*pooled[0.75], n_truth),
+        ap=float(np.mean([average_precision(*pooled[t], n_truth) for t in COCO_IOUS])),
         precision=precision,
         recall=recall,
         f1=f1,
@@ -131,5 +155,5 @@ def evaluate_predictions(
         true_positives=tp,
         false_positives=fp,
     )
-    curves = {f"AP{int(k * 100)}": pr_curve(*v, n_truth) for k, v in pooled.items()}
+    curves = {f"AP{round(k * 100)}": pr_curve(*pooled[k], n_truth) for k in (0.5, 0.75)}
     return report, curves
