@@ -22,6 +22,7 @@ LOCUSTFILES = {
     "backend": BENCH_DIR / "locustfile_backend.py",
     "v2_http": BENCH_DIR / "locustfile_v2_http.py",
     "v2_grpc": BENCH_DIR / "locustfile_v2_grpc.py",
+    "v2_overload": BENCH_DIR / "locustfile_v2_overload.py",
 }
 
 

@@ -42,10 +42,11 @@ def _result_bytes(result: Any) -> int:
     return sum(result.as_numpy(name).nbytes for name in OUTPUTS)
 
 
-class V2HttpUser(User):
-    """A closed-loop V2 client with its own connection (tritonclient's HTTP client is gevent-based,
-    so it cooperates with Locust's event loop)."""
+class V2HttpClient(User):
+    """A V2 client with its own connection (tritonclient's HTTP client is gevent-based, so it
+    cooperates with Locust's event loop); no task of its own."""
 
+    abstract = True
     wait_time = constant(0)
 
     def on_start(self) -> None:
@@ -68,6 +69,10 @@ class V2HttpUser(User):
 
     def on_stop(self) -> None:
         self.client.close()
+
+
+class V2HttpUser(V2HttpClient):
+    """Closed loop: the next request as soon as the last is answered."""
 
     @task
     def infer(self) -> None:
