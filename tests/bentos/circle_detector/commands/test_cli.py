@@ -51,13 +51,14 @@ def test_bad_arguments_are_refused(command: str, args: list[str]) -> None:
 def test_evaluate_writes_metrics_plots_and_card(tmp_path: Path) -> None:
     card = tmp_path / "card.md"
     result = cli(
-        "evaluate", "--scenes", "2", "--output-dir", str(tmp_path), "--model-card", str(card)
+        "evaluate", "--quick", "--output-dir", str(tmp_path), "--model-card", str(card)
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hough-gradient-alt" in result.stdout and "coins" in result.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(metrics) == {"hard-synthetic", "coins"}
+    sets = {"hard-synthetic", "independent", "negative-scenes", "negative-photos", "coins"}
+    assert set(metrics) == sets | {"analysis"}
     assert metrics["coins"]["circle-detector"]["true_positives"] == 24
-    for png in ("pr_curves.png", "coins_overlay.png"):
+    for png in ("pr_curves.png", "reliability.png", "coins_overlay.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Evaluation" in card.read_text()
