@@ -50,9 +50,7 @@ def test_bad_arguments_are_refused(command: str, args: list[str]) -> None:
 
 def test_evaluate_writes_metrics_plots_and_card(tmp_path: Path) -> None:
     card = tmp_path / "card.md"
-    result = cli(
-        "evaluate", "--quick", "--output-dir", str(tmp_path), "--model-card", str(card)
-    )
+    result = cli("evaluate", "--quick", "--output-dir", str(tmp_path), "--model-card", str(card))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hough-gradient-alt" in result.stdout and "coins" in result.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
