@@ -129,9 +129,8 @@ def measure(args: argparse.Namespace, base_url: str, metrics_url: str, out: Path
     after, stages_after = refusals(metrics_url), stage_totals(base_url)
     counted = sum(after.values()) - sum(before.values())
     stats = by_name(out / "overload")
-    accepted = stats.get(ACCEPTED, {"requests": 0, "failures": 0, "p50_ms": math.nan})
-    refused = stats.get(REFUSED, {"requests": 0, "failures": 0})
-    accepted.setdefault("p99_ms", math.nan)
+    none = {"requests": 0, "failures": 0, "p50_ms": math.nan, "p99_ms": math.nan}
+    accepted, refused = stats.get(ACCEPTED, none), stats.get(REFUSED, none)
     failures = sum(s["failures"] for s in stats.values())
     sent = sum(s["requests"] for s in stats.values())
     rows = [

@@ -161,8 +161,9 @@ def train_and_save(
     if state is not None:
         first, log = restore(state, net, ema, opt, rng)
     net.train()
-    progress = tqdm(range(first, config.steps), desc="train", unit="step", initial=first)
-    progress.total = config.steps
+    progress = tqdm(
+        range(first, config.steps), desc="train", unit="step", initial=first, total=config.steps
+    )
     running: dict[str, float] = dict(log[-1]) if log else {}
     seconds = log[-1]["seconds"] if log else 0.0
     tick = time.perf_counter()
