@@ -37,7 +37,8 @@ INFERENCE_SECONDS = Histogram(
 
 REFUSALS = Counter(
     "circle_detector_refusals",
-    "Requests refused to shed load, by reason: queue_full (the batcher's bounded queue), "
+    "Requests refused to shed load, by reason: in_flight (the runtime's images in flight, on "
+    "arrival), queue_full (the batcher's bounded queue), "
     "deadline (the request's timeout parameter passed while queued), latency_budget (queued "
     "past CIRCLE_DETECTOR_MAX_LATENCY_MS), admission (the memory budget stayed full)",
     ["reason"],
@@ -45,7 +46,7 @@ REFUSALS = Counter(
 
 
 def count_refusal(reason: str) -> None:
-    """One request refused (batching.py, admission.py)."""
+    """One request refused (load_shedding.py, batching.py, admission.py)."""
     REFUSALS.labels(reason).inc()
 
 

@@ -29,6 +29,12 @@
   requests, which are refused in its place. `0` derives the bound from the other two: what the
   network runs in half of `MAX_LATENCY_MS` at its measured speed per image, at least
   `MAX_BATCH_SIZE` (so the accepted requests' queue wait stays within the latency budget).
+- `CIRCLE_DETECTOR_MAX_IN_FLIGHT` (`0`: derived): most images a model version works on at once,
+  from arrival to answer (decoding, network and refinement); a request past it is refused on
+  arrival, before any decoding, with 429 and `Retry-After` (gRPC RESOURCE_EXHAUSTED). `0`
+  derives it: the images completed in half of `MAX_LATENCY_MS` at the rate measured while busy,
+  at least `MAX_BATCH_SIZE`; requests more urgent than the default `priority` may go a quarter
+  past it.
 - `CIRCLE_DETECTOR_MAX_PIXELS` (`16777216`): largest image (width x height), checked before
   decoding.
 - `CIRCLE_DETECTOR_MAX_IMAGES` (`64`): most images in one inference request.
@@ -105,6 +111,7 @@ class BentoSettings:
     max_batch_size: int = 32
     max_latency_ms: int = 30000
     max_queue_size: int = 0
+    max_in_flight: int = 0
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_images: int = 64
     max_request_pixels: int = 0
@@ -132,6 +139,7 @@ _BOUNDS: dict[str, tuple[int, int | None]] = {
     "max_batch_size": (1, None),
     "max_latency_ms": (1, None),
     "max_queue_size": (0, None),
+    "max_in_flight": (0, None),
     "max_pixels": (64, None),
     "max_images": (1, None),
     "max_request_pixels": (0, None),

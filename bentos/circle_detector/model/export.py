@@ -2,16 +2,21 @@
 
 The ONNX graph has dynamic batch, height and width axes, so one file serves every request; the
 legacy TorchScript-based exporter (opset 17) is used because it handles this network's
-nearest-neighbour upsampling with dynamic shapes and needs no onnxscript.
+nearest-neighbour upsampling with dynamic shapes and needs no onnxscript. Batch norms are folded
+into their convolutions here, in float64, rather than by the exporter in float32: IEEE rounding
+makes the folded weights the same on every CPU, so an export is byte-for-byte reproducible.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import nn
 
 from .artifacts import (
     CHECKPOINT_FILE,
@@ -28,6 +33,36 @@ from .spec import INPUT_NAME, OUTPUT_NAMES, PAD_MULTIPLE
 OPSET = 17
 
 
+def fold_batch_norms(net: nn.Module) -> nn.Module:
+    """A copy of `net` with every Conv2d -> BatchNorm2d pair merged into the convolution.
+
+    Element-wise float64 arithmetic (multiply, divide, square root) is correctly rounded, so the
+    float32 result does not depend on which vector kernels the CPU has, unlike torch's folding."""
+    folded = copy.deepcopy(net).eval().float()
+    for module in folded.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        for i in range(len(module) - 1):
+            conv, norm = module[i], module[i + 1]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+                _merge(conv, norm)
+                module[i + 1] = nn.Identity()
+    return folded
+
+
+def _merge(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> None:
+    def f64(t: torch.Tensor | None) -> np.ndarray:
+        return t.detach().double().numpy()
+
+    scale = f64(norm.weight) / np.sqrt(f64(norm.running_var) + norm.eps)
+    bias = np.zeros_like(scale) if conv.bias is None else f64(conv.bias)
+    weight = f64(conv.weight) * scale[:, None, None, None]
+    shift = f64(norm.bias) + (bias - f64(norm.running_mean)) * scale
+    with torch.no_grad():
+        conv.weight.copy_(torch.from_numpy(weight.astype(np.float32)))
+        conv.bias = nn.Parameter(torch.from_numpy(shift.astype(np.float32)))
+
+
 def onnx_bytes(net: torch.nn.Module) -> bytes:
     """The network as an ONNX model (bytes), inputs (N, 1, H, W) of any N, H, W."""
     example = torch.zeros(1, 1, 2 * PAD_MULTIPLE, 2 * PAD_MULTIPLE)
@@ -38,7 +73,7 @@ def onnx_bytes(net: torch.nn.Module) -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
         torch.onnx.export(
-            net.eval().float(),
+            fold_batch_norms(net),
             (example,),
             buffer,
             dynamo=False,

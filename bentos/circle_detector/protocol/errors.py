@@ -70,6 +70,13 @@ class QueueFull(Refused):
     reason = "queue_full"
 
 
+class InFlightFull(Refused):
+    """As many images are in flight as the runtime may work on at once (`load_shedding.py`,
+    `CIRCLE_DETECTOR_MAX_IN_FLIGHT`): refused on arrival, before any decoding."""
+
+    reason = "in_flight"
+
+
 class Overloaded(Refused):
     """An image queued longer than the latency budget (`CIRCLE_DETECTOR_MAX_LATENCY_MS`) when
     its batch would start: the backstop behind the bounded queue."""

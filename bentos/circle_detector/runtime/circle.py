@@ -1,15 +1,17 @@
 """The circle detector behind the runtime interface: its V2 tensors and the work of a request.
 
-A request's way through it: the `image` input is checked and sized from the files' headers
-(`_image_input`, before any decoding), holds its pixels of the process-wide pixel budget, is
-decoded and prepared on a thread pool (`_prepare`), goes through the adaptive batcher to the
-network (`batching.AdaptiveBatcher`, the network on its own thread), and is refined, scored and
-padded into the output tensors (`_finish`, `output_tensors`).
+A request's way through it: it is admitted or refused on arrival by the images in flight
+(`load_shedding.InFlightLimit`, before any work); the `image` input is checked and sized from
+the files' headers (`_image_input`, before any decoding), holds its pixels of the process-wide
+pixel budget, is decoded and prepared on a thread pool (`_prepare`), goes through the adaptive
+batcher to the network (`batching.AdaptiveBatcher`, the network on its own thread), and is
+refined, scored and padded into the output tensors (`_finish`, `output_tensors`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 import time
@@ -22,6 +24,7 @@ import numpy as np
 from .. import metrics
 from ..admission import Budget, unbounded
 from ..batching import AdaptiveBatcher
+from ..load_shedding import InFlightLimit
 from ..model.detector import (
     DEFAULT_MAX_DETECTIONS,
     DEFAULT_SCORE_THRESHOLD,
@@ -65,6 +68,7 @@ class CircleRuntime:
         max_batch_size: int = 32,
         max_latency_ms: float = 30_000,
         max_queue_size: int = 0,
+        max_in_flight: int = 0,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         max_images: int = 64,
         max_request_pixels: int | None = None,
@@ -93,6 +97,7 @@ class CircleRuntime:
             max_queue_size=max_queue_size,
             observer=metrics.observe_batch,
         )
+        self.in_flight = InFlightLimit(max_latency_ms, limit=max_in_flight, floor=max_batch_size)
         #: Decoded pixels in flight across requests (unbounded when none is given).
         self.pixel_budget = pixel_budget or unbounded("decoded pixels")
         self._warm = False
@@ -153,6 +158,7 @@ class CircleRuntime:
             "runtime_threads": network.threads,
             "preprocess_threads": self.preprocess_threads,
             "max_latency_ms": batcher.max_latency_ms,
+            "max_in_flight": self.in_flight.limit or 0,
             "max_pixels": self.max_pixels,
             "max_images": self.max_images,
             "max_request_pixels": self.max_request_pixels,
@@ -188,11 +194,25 @@ class CircleRuntime:
     async def _infer(self, request: InferRequest, counted: bool) -> InferResponse:
         """`counted`: a client's request (its phases go to the statistics), not a warm-up."""
         plan = schedule(request.parameters)  # priority, and the deadline from now (timeout)
-        # Base64 text of an image is decoded here: off the event loop, as the decoding is.
-        loop = asyncio.get_running_loop()
-        image, pixels = await loop.run_in_executor(self._pool, self._image_input, request)
-        async with self.pixel_budget.hold(pixels):
-            return await self._infer_images(request, image, plan, counted)
+        admitted = (
+            self.in_flight.admit(self._image_count(request), plan.priority)
+            if counted
+            else contextlib.nullcontext()  # a warm-up is never refused
+        )
+        with admitted:
+            # Base64 text of an image is decoded here: off the event loop, as the decoding is.
+            loop = asyncio.get_running_loop()
+            image, pixels = await loop.run_in_executor(self._pool, self._image_input, request)
+            async with self.pixel_budget.hold(pixels):
+                return await self._infer_images(request, image, plan, counted)
+
+    def _image_count(self, request: InferRequest) -> int:
+        """The images a request claims (its `image` input's first dimension, at least 1, at
+        most `max_images`), before it is checked: what it is admitted for."""
+        tensor = request.input(INPUT_NAME)
+        shape = tensor.shape if tensor is not None else []
+        first = shape[0] if shape and isinstance(shape[0], int) else 1
+        return max(1, min(first, self.max_images))
 
     async def _infer_images(
         self,

@@ -44,6 +44,7 @@ class CircleSource:
             max_batch_size=settings.max_batch_size,
             max_latency_ms=settings.max_latency_ms,
             max_queue_size=settings.max_queue_size,
+            max_in_flight=settings.max_in_flight,
             max_pixels=settings.max_pixels,
             max_images=settings.max_images,
             max_request_pixels=settings.max_request_pixels or None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -211,10 +212,12 @@ def render_model_card(
     detector: CircleDetector,
     reports: dict[str, dict[str, Report]],
     analysis: dict[str, dict] | None = None,
+    plots: str | None = None,
 ) -> str:
     """The model card: what was trained how, and what it scores against the baselines.
 
-    With `analysis` (from `training.analysis.analyse`) it also lists the breakdowns."""
+    With `analysis` (from `training.analysis.analyse`) it also lists the breakdowns; `plots`
+    is the folder of the evaluation's figures, relative to the card."""
     meta = detector.info.metadata
     training = meta.get("training", {})
     seconds = meta.get("seconds", {})
@@ -234,9 +237,12 @@ def render_model_card(
         f"- set-up: `{json.dumps(training)}`",
         f"- data: {training.get('scenes', '?')} synthetic 256x256 scenes"
         f" (seed {training.get('seed')}),"
-        " discs, rings, shaded and textured discs of radius 4-120 px, occluded and cut by the"
-        " border, with distractors (ellipses, rectangles, polygons, lines, arcs), backgrounds,"
-        " noise, blur, JPEG, contrast and polarity changes; flips and transposes",
+        " discs, rings (thin ones too), shaded and textured discs of radius 3-120 px with drop"
+        " shadows and highlights, occluded and cut by the border, with distractors (ellipses,"
+        " rectangles, polygons, lines, arcs, irregular blobs) on flat, gradient, textured,"
+        " periodic (checkerboard, stripes, grid, tiles) and blob-field backgrounds; noise,"
+        " blur, JPEG (heavy too), uneven light, contrast and polarity changes; flips and"
+        " transposes (`training/synthetic.py`, `TRAIN`)",
         f"- wall time (s): `{json.dumps(seconds)}`",
         f"- score: fitted by log loss to {calibration.get('candidates', '?')} candidates"
         f" ({calibration.get('positives', '?')} true) on {training.get('calibration_scenes', '?')}"
@@ -262,6 +268,13 @@ def render_model_card(
         "```",
         "",
     ]
+    if plots is not None:
+        lines += [
+            f"Plots: [precision-recall]({plots}/pr_curves.png), [reliability]({plots}/"
+            f"reliability.png), [coins overlay]({plots}/coins_overlay.png) (green truth, red"
+            f" detections at 0.5); every figure in [metrics.json]({plots}/metrics.json).",
+            "",
+        ]
     if analysis:
         from .analysis import format_analysis
 
@@ -323,7 +336,8 @@ def evaluate_and_write(
     save_overlay(coin_set.images[0], coin_set.truths[0], found, output_dir / "coins_overlay.png")
     print(f"\nwrote {output_dir}/metrics.json, pr_curves.png, reliability.png, coins_overlay.png")
     if card_path is not None:
-        card_path.write_text(render_model_card(detector, reports, analysis))
+        plots = Path(os.path.relpath(output_dir, card_path.parent)).as_posix()
+        card_path.write_text(render_model_card(detector, reports, analysis, plots))
         print(f"wrote {card_path}")
     return metrics
 

@@ -18,14 +18,17 @@ from ..model.checkpoint import save_checkpoint
 from ..model.detector import WEIGHTS_PATH, CircleDetector, ModelInfo, prepare
 from ..model.network import CircleNet
 from ..model.runtimes import TorchNetwork
+from ..model.scoring import Scorer
 from .resume import load_state, restore, save_state
 from .scoring_fit import fit_scorer
-from .synthetic import CALIBRATION, TRAIN, Scene, make_scenes
+from .synthetic import CALIBRATION, CLEAN, TRAIN, Scene, make_scenes
 from .targets import build_targets
 from .training_log import plot_log, write_log
 
 CALIBRATION_SEED = 1_000_003
 CALIBRATION_SCENES = 2000
+#: Share of the calibration scenes that are clean renderings (`synthetic.CLEAN`).
+CLEAN_SHARE = 0.2
 
 
 @dataclass(frozen=True)
@@ -130,6 +133,23 @@ def lr_at(step: int, steps: int, peak: float) -> float:
     return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def calibrate(detector: CircleDetector, config: TrainConfig) -> tuple[Scorer, dict]:
+    """Fit the score on scenes unlike training's defaults (larger, busier, more damaged, and a
+    share of clean renderings), so that it keeps its meaning on images the network was not
+    fitted to. Seeded on its own: the same network always gets the same score."""
+    clean = round(CLEAN_SHARE * config.calibration_scenes)
+    scenes = make_scenes(
+        CALIBRATION_SEED,
+        config.calibration_scenes - clean,
+        CALIBRATION,
+        progress="calibration scenes",
+        processes=config.threads,
+    ) + make_scenes(
+        CALIBRATION_SEED + 1, clean, CLEAN, progress="clean scenes", processes=config.threads
+    )
+    return fit_scorer(detector, scenes, config.seed)
+
+
 def train_and_save(
     config: TrainConfig,
     output: Path | None = None,
@@ -195,16 +215,7 @@ def train_and_save(
         config={"width": config.width, "head_channels": config.head_channels},
     )
     detector = CircleDetector(TorchNetwork(net), info)
-    # Calibrated on scenes unlike training's defaults (larger, busier, more damaged), so that
-    # the score keeps its meaning on images the network was not fitted to.
-    calibration_scenes = make_scenes(
-        CALIBRATION_SEED,
-        config.calibration_scenes,
-        CALIBRATION,
-        progress="calibration scenes",
-        processes=config.threads,
-    )
-    detector.scorer, calibration_stats = fit_scorer(detector, calibration_scenes, config.seed)
+    detector.scorer, calibration_stats = calibrate(detector, config)
     finished = time.perf_counter()
     detector.info.metadata = {
         "training": asdict(config),

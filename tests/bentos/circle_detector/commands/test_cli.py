@@ -60,3 +60,4 @@ def test_evaluate_writes_metrics_plots_and_card(tmp_path: Path) -> None:
     for png in ("pr_curves.png", "reliability.png", "coins_overlay.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Evaluation" in card.read_text()
+    assert "(./pr_curves.png)" in card.read_text()  # the plots, linked relative to the card
