@@ -73,7 +73,7 @@ test-web: $(STAMP) ## the web page's end-to-end tests in headless Chromium (~30 
 container: $(STAMP) ## build both images with buildah and test them with podman (root, ~5 min)
 	bash scripts/container-test.sh
 
-train: $(STAMP) ## train the detector from scratch (about 23 minutes on 2 cores)
+train: $(STAMP) ## train the detector from scratch (about an hour on 2 cores; resumes if interrupted)
 	$(BIN)/circle-detector train
 
 evaluate: $(STAMP) ## evaluate the committed weights against OpenCV's Hough transform
