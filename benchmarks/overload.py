@@ -9,6 +9,7 @@
 
     python benchmarks/overload.py               # starts a standalone Bento itself
     python benchmarks/overload.py --latency-ms 500 --factor 3 --seconds 30
+    python benchmarks/overload.py --compare     # the same without admission by images in flight
 
 Exit status 1 when a target is missed: accepted p99 over the latency, a failure other than a
 429, refusals not all counted, or liveness over 100 ms.
@@ -36,6 +37,8 @@ from benchmarks.locust_run import percentile, run_locust  # noqa: E402
 from benchmarks.locustfile_v2_overload import ACCEPTED, REFUSED  # noqa: E402
 from tests.servers import prepare_bentoml_home, running_bento  # noqa: E402
 
+#: A MAX_IN_FLIGHT no load reaches: admission by images in flight off, the batcher's queue left.
+NO_LIMIT = 1_000_000
 _REFUSALS = re.compile(r'^circle_detector_refusals_total\{reason="(\w+)"\} (\S+)$', re.M)
 
 
@@ -175,12 +178,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--output-dir", type=Path, default=Path("benchmarks/results/overload"), help="Locust CSVs"
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="run twice, on fresh servers: admission by images in flight off"
+        f" (CIRCLE_DETECTOR_MAX_IN_FLIGHT={NO_LIMIT}), then on (derived, the default)",
+    )
     args = parser.parse_args(argv)
-    env = {"CIRCLE_DETECTOR_MAX_LATENCY_MS": str(args.latency_ms)}
-    with tempfile.TemporaryDirectory() as tmp:
-        home = prepare_bentoml_home(Path(tmp) / "home")
-        with running_bento(home, env=env, standalone=True) as server:
-            return measure(args, server.base_url, server.metrics_url, args.output_dir)
+    cases = [("in-flight admission off", NO_LIMIT), ("in-flight admission on", 0)]
+    status = 0
+    for label, limit in cases if args.compare else cases[1:]:
+        print(f"== {label}")
+        env = {
+            "CIRCLE_DETECTOR_MAX_LATENCY_MS": str(args.latency_ms),
+            "CIRCLE_DETECTOR_MAX_IN_FLIGHT": str(limit),
+        }
+        with tempfile.TemporaryDirectory() as tmp:
+            home = prepare_bentoml_home(Path(tmp) / "home")
+            with running_bento(home, env=env, standalone=True) as server:
+                out = args.output_dir / ("off" if limit else "on")
+                status |= measure(args, server.base_url, server.metrics_url, out)
+    return status
 
 
 if __name__ == "__main__":
