@@ -21,7 +21,8 @@ BATCH_SIZE = Histogram(
 STAGE_SECONDS = Histogram(
     "circle_detector_stage_seconds",
     "Where inference time goes: prepare (decode, resize; per image), queue (wait for a batch; "
-    "per image), network (with peak decoding; per batch), finish (refinement, score; per image)",
+    "per image), network (with peak decoding; per batch), finish (refinement, score; per image); "
+    "clients' requests only, as the statistics extension (warm-ups left out)",
     ["stage"],
     buckets=_SECONDS,
 )

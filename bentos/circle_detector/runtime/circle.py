@@ -95,7 +95,7 @@ class CircleRuntime:
             max_batch_size=max_batch_size,
             max_latency_ms=max_latency_ms,
             max_queue_size=max_queue_size,
-            observer=metrics.observe_batch,
+            observer=self._observe_batch,
         )
         self.in_flight = InFlightLimit(max_latency_ms, limit=max_in_flight, floor=max_batch_size)
         #: Decoded pixels in flight across requests (unbounded when none is given).
@@ -107,6 +107,8 @@ class CircleRuntime:
         #: them; the warm-ups' ids, which the statistics leave out.
         self._submitted: dict[int, tuple[int, int] | None] = {}
         self._warming: set[int] = set()
+        #: Client images in the batch that ran last (batches run one at a time).
+        self._batch_clients = 0
         self._lock = threading.Lock()
 
     def ready(self) -> bool:
@@ -146,7 +148,13 @@ class CircleRuntime:
                     clients += key not in self._warming
         if clients:
             self.stats.batch(clients, ended - started)
+        self._batch_clients = clients
         return results
+
+    def _observe_batch(self, size: int, waits: Sequence[float], seconds: float) -> None:
+        """The batch that just ran, to /metrics unless it was warm-ups only (as the stats)."""
+        if self._batch_clients:
+            metrics.observe_batch(size, waits, seconds)
 
     def config(self) -> dict[str, Any]:
         """Triton's model configuration fields of this runtime (JSON form)."""
@@ -226,7 +234,10 @@ class CircleRuntime:
         loop = asyncio.get_running_loop()
         began = time.perf_counter_ns()
         prepared = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self._prepare, i, item) for i, item in image)
+            *(
+                loop.run_in_executor(self._pool, self._prepare, i, item, counted)
+                for i, item in image
+            )
         )
         submitted = time.perf_counter_ns()
         keys = [id(p) for p in prepared]
@@ -245,7 +256,7 @@ class CircleRuntime:
         returned = time.perf_counter_ns()
         circles = await asyncio.gather(
             *(
-                loop.run_in_executor(self._pool, self._finish, p, rows, score_threshold)
+                loop.run_in_executor(self._pool, self._finish, p, rows, score_threshold, counted)
                 for p, rows in zip(prepared, candidates, strict=True)
             )
         )
@@ -332,16 +343,18 @@ class CircleRuntime:
                 f"of {self.max_request_pixels}; send fewer or smaller images per request"
             )
 
-    def _prepare(self, index: int, item: bytes | np.ndarray) -> Prepared:
-        with metrics.STAGE_SECONDS.labels("prepare").time():
+    def _prepare(self, index: int, item: bytes | np.ndarray, counted: bool = True) -> Prepared:
+        with _timed("prepare", counted):
             try:
                 array = decode_image(item, self.max_pixels) if isinstance(item, bytes) else item
                 return prepare(array, self.detector.max_side)
             except ImageDecodeError as exc:
                 raise BadRequest(f"image {index}: {exc}") from None
 
-    def _finish(self, p: Prepared, rows: np.ndarray, score_threshold: float) -> np.ndarray:
-        with metrics.STAGE_SECONDS.labels("finish").time():
+    def _finish(
+        self, p: Prepared, rows: np.ndarray, score_threshold: float, counted: bool = True
+    ) -> np.ndarray:
+        with _timed("finish", counted):
             return self.detector.finish(p, rows, score_threshold)
 
     @staticmethod
@@ -371,6 +384,11 @@ class CircleRuntime:
                 raise BadRequest(f"unknown output '{out.name}'; the model has {', '.join(OUTPUTS)}")
             wanted[out.name] = default if out.binary is None else out.binary
         return wanted
+
+
+def _timed(stage: str, counted: bool) -> contextlib.AbstractContextManager[Any]:
+    """A stage's timer for /metrics; none for a warm-up, which the statistics leave out too."""
+    return metrics.STAGE_SECONDS.labels(stage).time() if counted else contextlib.nullcontext()
 
 
 def output_tensors(circles: Sequence[np.ndarray]) -> dict[str, np.ndarray]:

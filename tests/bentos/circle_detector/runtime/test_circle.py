@@ -1,9 +1,11 @@
-"""The circle runtime in-process: its pixel limits, checked before decoding."""
+"""The circle runtime in-process: its pixel limits, checked before decoding; warm-ups left out
+of /metrics as of the statistics."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from prometheus_client import REGISTRY
 
 from bentos.circle_detector.protocol import BadRequest, InferInput, InferRequest
 from bentos.circle_detector.runtime.circle import CircleRuntime
@@ -36,5 +38,32 @@ async def test_request_pixel_budget_is_checked_from_headers_before_decoding():
             await plane.infer(request)
         one = InferRequest(inputs=[InferInput("image", "BYTES", [1], files[:1])])
         assert (await plane.infer(one)).outputs
+    finally:
+        await plane.close()
+
+
+def _observed() -> dict[str, float]:
+    """Observations so far of each stage histogram and of the batch-size histogram."""
+    counts = {
+        stage: REGISTRY.get_sample_value("circle_detector_stage_seconds_count", {"stage": stage})
+        for stage in ("prepare", "queue", "network", "finish")
+    }
+    counts["batches"] = REGISTRY.get_sample_value("circle_detector_batch_size_count")
+    return {k: v or 0.0 for k, v in counts.items()}
+
+
+async def test_warm_ups_are_left_out_of_the_metrics_and_requests_are_counted():
+    plane = CircleRuntime(reference_detector())
+    try:
+        before = _observed()
+        await plane.warm_up()
+        await plane.warm_up(full_size=True)
+        assert _observed() == before
+        pixels = np.zeros((2, 40, 40), dtype=np.uint8)
+        await plane.infer(InferRequest(inputs=[InferInput("image", "UINT8", [2, 40, 40], pixels)]))
+        after = _observed()
+        for stage in ("prepare", "queue", "finish"):
+            assert after[stage] - before[stage] == 2  # per image
+        assert after["network"] - before["network"] == after["batches"] - before["batches"] >= 1
     finally:
         await plane.close()
