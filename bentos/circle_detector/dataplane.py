@@ -177,7 +177,15 @@ class DataPlane:
 
     async def retire(self, name: str, version: str) -> None:
         """Stop routing to a version, let its requests in flight finish, then close it."""
-        runtime = self.registry.remove(name, version)
+        await self._drain_and_close(self.registry.remove(name, version))
+
+    async def replace(self, runtime: ModelRuntime) -> None:
+        """Route a loaded version's requests to `runtime` (a reload), let the old runtime's
+        requests in flight finish, then close it."""
+        await self._drain_and_close(self.registry.replace(runtime))
+
+    async def _drain_and_close(self, runtime: ModelRuntime) -> None:
+        name, version = runtime.name, runtime.version
         key = id(runtime)
         if self._inflight.get(key):
             drained = self._condition()

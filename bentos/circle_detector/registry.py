@@ -24,6 +24,13 @@ class ModelRegistry:
             raise ValueError(f"model '{runtime.name}' version '{runtime.version}' is loaded")
         versions[runtime.version] = runtime
 
+    def replace(self, runtime: ModelRuntime) -> ModelRuntime:
+        """Serve `runtime` in place of the loaded runtime of its version, returned (the
+        caller's to close): the next request gets the new one, none finds the version gone."""
+        old = self.get(runtime.name, runtime.version)
+        self._models[runtime.name][runtime.version] = runtime
+        return old
+
     def remove(self, name: str, version: str) -> ModelRuntime:
         """Stop routing to a version; its runtime is the caller's to close."""
         runtime = self.get(name, version)

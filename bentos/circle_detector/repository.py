@@ -71,6 +71,9 @@ class ModelRepository:
         self._unloading: set[str] = set()
         #: Why a version on disk is not loaded (for the index).
         self._reasons: dict[str, str] = {}
+        #: The files each loaded version was built from (`fingerprint`): a load reloads a
+        #: version whose files changed since, as Triton's does.
+        self._fingerprints: dict[str, tuple[tuple[str, int, int], ...]] = {}
 
     def load_initial(self) -> list[ModelRuntime]:
         """Build the versions the policy selects and add them (warmed up by the server).
@@ -81,6 +84,7 @@ class ModelRepository:
         for version in self.policy.select(list(available)):
             runtime = self.source.load(version, available[version])
             self.dataplane.registry.add(runtime)
+            self._fingerprints[version] = fingerprint(available[version])
             runtimes.append(runtime)
         return runtimes
 
@@ -114,15 +118,20 @@ class ModelRepository:
         return entries
 
     async def load(self, name: str, parameters: Mapping[str, Any]) -> None:
-        """Load the versions the policy (or the request's `config` override) selects."""
+        """Load the versions the policy (or the request's `config` override) selects; one
+        already loaded is reloaded if its files changed since (in-flight requests finish on
+        the old one)."""
         self._check(name)
         policy = self._policy(parameters)
         async with self._lock:
-            wanted = self._wanted(policy, self._available())
+            available = self._available()
+            wanted = self._wanted(policy, available)
             loaded = set(self.dataplane.registry.versions(name))
             for version in wanted:
                 if version not in loaded:
                     await self._load_version(version)
+                elif fingerprint(available[version]) != self._fingerprints.get(version):
+                    await self._load_version(version, reload=True)
             self.policy = policy
             for version in sorted(loaded - set(wanted), key=version_key):
                 await self._retire(version, f"not selected by the version policy {policy}")
@@ -207,8 +216,9 @@ class ModelRepository:
         except NotFound:
             return None
 
-    async def _load_version(self, version: str) -> None:
+    async def _load_version(self, version: str, reload: bool = False) -> None:
         folder = self._available()[version]
+        files = fingerprint(folder)
         self._loading.add(version)
         try:
             try:
@@ -222,9 +232,19 @@ class ModelRepository:
             except BaseException:
                 await runtime.close()
                 raise
-            self.dataplane.registry.add(runtime)
+            if reload:
+                await self.dataplane.replace(runtime)
+            else:
+                self.dataplane.registry.add(runtime)
+            self._fingerprints[version] = files
             self._reasons.pop(version, None)
-            logger.info("loaded %s version %s from %s", self.source.name, version, folder)
+            logger.info(
+                "%s %s version %s from %s",
+                "reloaded" if reload else "loaded",
+                self.source.name,
+                version,
+                folder,
+            )
         finally:
             self._loading.discard(version)
 
@@ -235,4 +255,17 @@ class ModelRepository:
         finally:
             self._unloading.discard(version)
         self._reasons[version] = reason
+        self._fingerprints.pop(version, None)
         logger.info("unloaded %s version %s (%s)", self.source.name, version, reason)
+
+
+def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """What a version folder holds: each file's name, size and modification time (read from
+    the directory, not the files), enough to tell that a file was replaced."""
+    return tuple(
+        sorted(
+            (str(p.relative_to(folder)), (st := p.stat()).st_size, st.st_mtime_ns)
+            for p in folder.rglob("*")
+            if p.is_file()
+        )
+    )

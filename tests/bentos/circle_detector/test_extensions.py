@@ -21,7 +21,7 @@ import tritonclient.http as httpclient
 import tritonclient.http.aio as aiohttpclient
 from tritonclient.utils import InferenceServerException
 
-from bentos.circle_detector.model.artifacts import MODEL_DIR
+from bentos.circle_detector.model.artifacts import METADATA_FILE, MODEL_DIR
 from bentos.circle_detector.server import FULL_WARM_UP_LOG
 from tests.bentos.circle_detector.images import circles_image, encode
 from tests.servers import BentoServer, start_bento, stop_bento
@@ -333,3 +333,49 @@ def test_read_only_server_refuses_load_and_unload(tmp_path, bentoml_home):
             assert grpc.is_model_ready(MODEL)
     finally:
         stop_bento(server)
+
+
+def test_a_load_reloads_a_version_whose_files_changed(tmp_path, bentoml_home):
+    """Version 2's score is rewritten on disk (its bias lowered by 20 logits: nothing reaches
+    0.5 any more); a load picks that up for version 2 alone, as Triton's load reloads a changed
+    model, with traffic on version 2 answered 200 throughout; a load with nothing changed is a
+    no-op."""
+    models = two_versions(tmp_path / "models")
+    server = _serve(bentoml_home, models, CIRCLE_DETECTOR_READ_ONLY="false")
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def traffic() -> None:
+        url = f"{server.base_url}/v2/models/{MODEL}/versions/2/infer"
+        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                            "data": [__import__("base64").b64encode(IMAGE).decode()]}]}  # fmt: skip
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                statuses.append(client.post(url, json=body).status_code)
+
+    def found(http: httpclient.InferenceServerClient, version: str) -> int:
+        result = http.infer(MODEL, [_http_input()], model_version=version)
+        return int(result.as_numpy("num_detections")[0])
+
+    thread = threading.Thread(target=traffic)
+    try:
+        with httpclient.InferenceServerClient(server.http_url) as http:
+            assert found(http, "1") == found(http, "2") > 0
+            http.load_model(MODEL)  # nothing changed: nothing reloaded
+            assert "reloaded" not in server.log_tail(1 << 20)
+            thread.start()
+            meta_path = models / "2" / METADATA_FILE
+            meta = json.loads(meta_path.read_text())
+            meta["scorer"]["bias"] -= 20.0
+            meta_path.write_text(json.dumps(meta))
+            assert found(http, "2") > 0  # not before a load
+            http.load_model(MODEL)
+            assert found(http, "2") == 0 and found(http, "1") > 0
+            assert f"reloaded {MODEL} version 2" in server.log_tail(1 << 20)
+            assert http.get_model_metadata(MODEL)["versions"] == ["1", "2"]
+    finally:
+        stop.set()
+        if thread.is_alive():
+            thread.join()
+        stop_bento(server)
+    assert statuses and set(statuses) == {200}, set(statuses)
