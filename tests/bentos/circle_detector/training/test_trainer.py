@@ -79,3 +79,51 @@ def test_state_of_other_settings_is_refused(tmp_path: Path) -> None:
         replace(_tiny(), lr=1e-3), tmp_path / "w.pt", tmp_path / "ckpt", tmp_path, fresh=True
     )
     assert fresh["resumed_at"] == 0
+
+
+KILLED_RUN = """
+import sys
+from pathlib import Path
+from bentos.circle_detector.training.trainer import TrainConfig, train_and_save
+root = Path(sys.argv[1])
+config = TrainConfig(steps=40, batch_size=2, scenes=4, calibration_scenes=4, threads=1,
+                     checkpoint_every=2)
+train_and_save(config, root / "cut.pt", root / "ckpt", root)
+"""
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.15])
+def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path: Path, delay_s) -> None:
+    """SIGKILL at an arbitrary moment after the first checkpoint (mid-step or mid-save): no
+    weights file, and the next run resumes from the last whole checkpoint to the weights of an
+    uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from dataclasses import replace
+
+    import torch
+
+    from bentos.circle_detector.training.resume import STATE_FILE
+    from tests.servers import REPO_ROOT
+
+    config = replace(_tiny(), steps=40)
+    train_and_save(config, tmp_path / "whole.pt", tmp_path / "ckpt-whole", tmp_path / "r")
+    run = subprocess.Popen([sys.executable, "-c", KILLED_RUN, str(tmp_path)], cwd=REPO_ROOT)
+    state = tmp_path / "ckpt" / STATE_FILE
+    deadline = time.monotonic() + 120
+    while not state.exists():
+        assert run.poll() is None, "the run ended before its first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(delay_s)
+    run.send_signal(signal.SIGKILL)
+    assert run.wait(30) == -signal.SIGKILL
+    assert not (tmp_path / "cut.pt").exists()
+    resumed = train_and_save(config, tmp_path / "cut.pt", tmp_path / "ckpt", tmp_path)
+    assert 2 <= resumed["resumed_at"] < 40
+    a = torch.load(tmp_path / "whole.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "cut.pt", weights_only=True)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], msg=key)
