@@ -33,6 +33,9 @@ def test_environment_overrides(monkeypatch):
         ("CIRCLE_DETECTOR_GRPC_PORT", "70000"),
         ("PORT", "0"),
         ("CIRCLE_DETECTOR_RUNTIME", "tensorflow"),
+        ("CIRCLE_DETECTOR_MAX_IN_FLIGHT", "-1"),
+        ("CIRCLE_DETECTOR_MAX_IN_FLIGHT", "many"),
+        ("CIRCLE_DETECTOR_MAX_IN_FLIGHT", "1.5"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_variable(monkeypatch, name, value):

@@ -3,6 +3,8 @@ of /metrics as of the statistics."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
@@ -65,5 +67,34 @@ async def test_warm_ups_are_left_out_of_the_metrics_and_requests_are_counted():
         for stage in ("prepare", "queue", "finish"):
             assert after[stage] - before[stage] == 2  # per image
         assert after["network"] - before["network"] == after["batches"] - before["batches"] >= 1
+    finally:
+        await plane.close()
+
+
+@pytest.mark.parametrize(
+    ("shape", "datatype", "phrase"),
+    [
+        ([10**9], "BYTES", "the limit is 64"),  # claims a billion images
+        ([0], "BYTES", "empty batch"),
+        ([], "BYTES", "empty batch"),
+        ([1, 8], "BYTES", "must have shape [N]"),
+        ([3, 8, 8], "FP32", "must be BYTES"),
+    ],
+)
+async def test_hostile_image_counts_are_400_and_hold_no_room(shape, datatype, phrase):
+    """Admission counts the images a request claims before it is checked: whatever the claim,
+    the request is a 400 naming the problem and gives its room back (a 1-image limit that a
+    held slot would fill)."""
+    plane = CircleRuntime(reference_detector(), max_in_flight=1)
+    try:
+        await plane.warm_up()
+        data = np.zeros(0, dtype=object)
+        request = InferRequest(inputs=[InferInput("image", datatype, shape, data)])
+        for _ in range(2):
+            with pytest.raises(BadRequest, match=re.escape(phrase)):
+                await plane.infer(request)
+            assert plane.in_flight.in_flight == 0
+        one = np.array([encode(circles_image(40, 40, 1))], dtype=object)
+        assert await plane.infer(InferRequest(inputs=[InferInput("image", "BYTES", [1], one)]))
     finally:
         await plane.close()
