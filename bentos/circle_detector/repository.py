@@ -41,6 +41,10 @@ class ReadOnly(ProtocolError):
     grpc_code = "PERMISSION_DENIED"
 
 
+#: Each file of a version folder: (path in the folder, size, modification time in ns).
+Fingerprint = tuple[tuple[str, int, int], ...]
+
+
 class ModelSource(Protocol):
     """One model's directory of versions, and how to build a runtime for one."""
 
@@ -73,7 +77,7 @@ class ModelRepository:
         self._reasons: dict[str, str] = {}
         #: The files each loaded version was built from (`fingerprint`): a load reloads a
         #: version whose files changed since, as Triton's does.
-        self._fingerprints: dict[str, tuple[tuple[str, int, int], ...]] = {}
+        self._fingerprints: dict[str, Fingerprint] = {}
 
     def load_initial(self) -> list[ModelRuntime]:
         """Build the versions the policy selects and add them (warmed up by the server).
@@ -128,10 +132,10 @@ class ModelRepository:
             wanted = self._wanted(policy, available)
             loaded = set(self.dataplane.registry.versions(name))
             for version in wanted:
-                if version not in loaded:
-                    await self._load_version(version)
-                elif fingerprint(available[version]) != self._fingerprints.get(version):
-                    await self._load_version(version, reload=True)
+                folder = available[version]
+                files = fingerprint(folder)
+                if version not in loaded or files != self._fingerprints.get(version):
+                    await self._load_version(version, folder, files, reload=version in loaded)
             self.policy = policy
             for version in sorted(loaded - set(wanted), key=version_key):
                 await self._retire(version, f"not selected by the version policy {policy}")
@@ -216,9 +220,11 @@ class ModelRepository:
         except NotFound:
             return None
 
-    async def _load_version(self, version: str, reload: bool = False) -> None:
-        folder = self._available()[version]
-        files = fingerprint(folder)
+    async def _load_version(
+        self, version: str, folder: Path, files: Fingerprint, reload: bool
+    ) -> None:
+        """Build and warm up `version` from `folder` (holding `files`), then route to it in
+        place of the loaded one (`reload`) or beside the others."""
         self._loading.add(version)
         try:
             try:
@@ -259,7 +265,7 @@ class ModelRepository:
         logger.info("unloaded %s version %s (%s)", self.source.name, version, reason)
 
 
-def fingerprint(folder: Path) -> tuple[tuple[str, int, int], ...]:
+def fingerprint(folder: Path) -> Fingerprint:
     """What a version folder holds: each file's name, size and modification time (read from
     the directory, not the files), enough to tell that a file was replaced."""
     return tuple(

@@ -217,9 +217,8 @@ class CircleRuntime:
     def _image_count(self, request: InferRequest) -> int:
         """The images a request claims (its `image` input's first dimension, at least 1, at
         most `max_images`), before it is checked: what it is admitted for."""
-        tensor = request.input(INPUT_NAME)
-        shape = tensor.shape if tensor is not None else []
-        first = shape[0] if shape and isinstance(shape[0], int) else 1
+        tensor = request.input(INPUT_NAME)  # the codecs made its shape non-negative integers
+        first = tensor.shape[0] if tensor is not None and tensor.shape else 1
         return max(1, min(first, self.max_images))
 
     async def _infer_images(

@@ -5,6 +5,7 @@ tritonclient over HTTP and gRPC, sync and asyncio."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import shutil
 import threading
@@ -186,21 +187,26 @@ def test_model_config_over_http_and_grpc(server):
     assert int(from_grpc["dynamic_batching"]["priority_levels"]) == levels == 9
 
 
+def _traffic(server: BentoServer, version: str, stop: threading.Event, into: list[int]) -> None:
+    """Infer on `version` over REST until `stop`, each answer's status into `into`."""
+    body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                        "data": [base64.b64encode(IMAGE).decode()]}]}  # fmt: skip
+    url = f"{server.base_url}/v2/models/{MODEL}/versions/{version}/infer"
+    with httpx.Client(timeout=30) as client:
+        while not stop.is_set():
+            into.append(client.post(url, json=body).status_code)
+
+
 def test_load_and_unload_under_traffic_drop_no_request(server):
     """Traffic on both versions while version 1 is unloaded and loaded again (REST and gRPC),
     then the whole model: every request is answered 200, or 404 once its version is gone."""
     stop = threading.Event()
     outcomes: dict[str, list[int]] = {"1": [], "2": []}
 
-    def traffic(version: str) -> None:
-        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
-                            "data": [__import__("base64").b64encode(IMAGE).decode()]}]}  # fmt: skip
-        url = f"{server.base_url}/v2/models/{MODEL}/versions/{version}/infer"
-        with httpx.Client(timeout=30) as client:
-            while not stop.is_set():
-                outcomes[version].append(client.post(url, json=body).status_code)
-
-    threads = [threading.Thread(target=traffic, args=(v,)) for v in ("1", "2", "1", "2")]
+    threads = [
+        threading.Thread(target=_traffic, args=(server, v, stop, outcomes[v]))
+        for v in ("1", "2", "1", "2")
+    ]
     for t in threads:
         t.start()
     only_2 = json.dumps({"version_policy": {"specific": {"versions": [2]}}})
@@ -345,19 +351,11 @@ def test_a_load_reloads_a_version_whose_files_changed(tmp_path, bentoml_home):
     stop = threading.Event()
     statuses: list[int] = []
 
-    def traffic() -> None:
-        url = f"{server.base_url}/v2/models/{MODEL}/versions/2/infer"
-        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
-                            "data": [__import__("base64").b64encode(IMAGE).decode()]}]}  # fmt: skip
-        with httpx.Client(timeout=30) as client:
-            while not stop.is_set():
-                statuses.append(client.post(url, json=body).status_code)
-
     def found(http: httpclient.InferenceServerClient, version: str) -> int:
         result = http.infer(MODEL, [_http_input()], model_version=version)
         return int(result.as_numpy("num_detections")[0])
 
-    thread = threading.Thread(target=traffic)
+    thread = threading.Thread(target=_traffic, args=(server, "2", stop, statuses))
     try:
         with httpclient.InferenceServerClient(server.http_url) as http:
             assert found(http, "1") == found(http, "2") > 0
