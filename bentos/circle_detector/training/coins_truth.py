@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from scipy import optimize
+
+from ..model.artifacts import write_atomically
 
 TRUTH_FILE = Path(str(resources.files(__package__).joinpath("data/coins_truth.json")))
 CANNY_SIGMA = 2.0
@@ -29,6 +32,26 @@ METHOD = (
     f" a window shrinking from {FIRST_WINDOW:g} to {LAST_WINDOW:g} px of the fit, to convergence;"
     " bentos/circle_detector/training/coins_truth.py"
 )
+
+
+class TruthFileError(ValueError):
+    """A truth file that cannot be read as circles."""
+
+
+def read_truth(path: Path = TRUTH_FILE) -> np.ndarray:
+    """The circles (K, 3) of cx, cy, r in a truth file; `TruthFileError` naming what is wrong."""
+    try:
+        rows = json.loads(Path(path).read_text())["circles"]
+        circles = np.array([[c["cx"], c["cy"], c["r"]] for c in rows], dtype=float).reshape(-1, 3)
+    except OSError as exc:
+        raise TruthFileError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TruthFileError(
+            f"{path}: not a truth file (JSON with circles of numeric cx, cy, r): {exc!r}"
+        ) from exc
+    if not np.isfinite(circles).all() or (circles[:, 2] <= 0).any():
+        raise TruthFileError(f"{path}: every cx, cy must be finite and every r positive")
+    return circles
 
 
 def edge_pixels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -70,14 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import skimage.data
 
-    rows = json.loads(args.file.read_text())["circles"]
-    starts = np.array([[c["cx"], c["cy"], c["r"]] for c in rows])
+    try:
+        starts = read_truth(args.file)
+    except TruthFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     fitted = fit_truth(skimage.data.coins(), starts)
     circles = [
         {"cx": round(cx, 2), "cy": round(cy, 2), "r": round(r, 2)} for cx, cy, r in fitted.tolist()
     ]
     body = {"image": "skimage.data.coins()", "method": METHOD, "circles": circles}
-    args.file.write_text(json.dumps(body, indent=1) + "\n")
+    write_atomically(args.file, (json.dumps(body, indent=1) + "\n").encode())
     moved = np.hypot(*(fitted[:, :2] - starts[:, :2]).T)
     print(f"wrote {args.file}: {len(circles)} coins, centres moved {moved.mean():.3f} px mean")
     return 0

@@ -8,7 +8,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from tqdm import tqdm
 from ..model.detector import DEFAULT_SCORE_THRESHOLD, CircleDetector
 from ..model.imageio import to_gray_float
 from .baselines import BASELINES
+from .coins_truth import read_truth
 from .independent import INDEPENDENT_SCENES, INDEPENDENT_SEED, NEGATIVE_SCENES, Scene
 from .independent import make_scenes as make_independent_scenes
 from .metrics import Report, evaluate_predictions
@@ -90,8 +90,7 @@ def negatives(count: int = NEGATIVE_SCENES, workers: int | None = None) -> list[
 
 
 def coins_truth() -> np.ndarray:
-    text = resources.files(__package__).joinpath("data/coins_truth.json").read_text()
-    return np.array([[c["cx"], c["cy"], c["r"]] for c in json.loads(text)["circles"]])
+    return read_truth()
 
 
 def coins() -> Dataset:
