@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..model.artifacts import write_atomically
 from ..model.detector import DEFAULT_SCORE_THRESHOLD, CircleDetector
 from ..model.imageio import to_gray_float
 from .baselines import BASELINES
@@ -26,6 +27,8 @@ from .synthetic import HARD, make_scenes
 HARD_SEED = 424_242
 HARD_SCENES = 200
 MODEL = "circle-detector"
+#: The model card's hand-written section (provenance, limits), which `evaluate` keeps.
+NOTES_HEADING = "## Provenance and limits"
 
 
 @dataclass(frozen=True)
@@ -290,6 +293,19 @@ def render_model_card(
     return "\n".join(lines)
 
 
+def hand_written_notes(card_path: Path, version: str) -> str:
+    """The card's hand-written last section (`NOTES_HEADING` to the end), kept when the same
+    model version is evaluated again; a new version starts without the old version's notes."""
+    try:
+        old = card_path.read_text()
+    except (FileNotFoundError, UnicodeDecodeError):
+        return ""
+    same_model = old.split("\n", 1)[0].endswith(f", version {version}")
+    if not same_model or f"\n{NOTES_HEADING}\n" not in old:
+        return ""
+    return "\n" + old[old.index(f"\n{NOTES_HEADING}\n") + 1 :]
+
+
 def evaluate_and_write(
     detector: CircleDetector,
     output_dir: Path,
@@ -336,7 +352,9 @@ def evaluate_and_write(
     print(f"\nwrote {output_dir}/metrics.json, pr_curves.png, reliability.png, coins_overlay.png")
     if card_path is not None:
         plots = Path(os.path.relpath(output_dir, card_path.parent)).as_posix()
-        card_path.write_text(render_model_card(detector, reports, analysis, plots))
+        card = render_model_card(detector, reports, analysis, plots)
+        card += hand_written_notes(card_path, detector.info.version)
+        write_atomically(card_path, card.encode())
         print(f"wrote {card_path}")
     return metrics
 

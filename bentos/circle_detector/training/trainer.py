@@ -21,27 +21,29 @@ from ..model.runtimes import TorchNetwork
 from ..model.scoring import Scorer
 from .resume import load_state, restore, save_state
 from .scoring_fit import fit_scorer
-from .synthetic import CALIBRATION, CLEAN, TRAIN, Scene, make_scenes
+from .synthetic import CALIBRATION, CLEAN, PLAIN, TRAIN, Scene, make_scenes
 from .targets import build_targets
 from .training_log import plot_log, write_log
 
 CALIBRATION_SEED = 1_000_003
 CALIBRATION_SCENES = 2000
-#: Share of the calibration scenes that are clean renderings (`synthetic.CLEAN`).
+#: Shares of the calibration scenes that are clean renderings (`synthetic.CLEAN`) and plain
+#: drawings (`synthetic.PLAIN`); the rest are `synthetic.CALIBRATION`'s.
 CLEAN_SHARE = 0.2
+PLAIN_SHARE = 0.2
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 14000
+    steps: int = 22000
     batch_size: int = 16
-    scenes: int = 9000
+    scenes: int = 12000
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
-    version: str = "3"
+    version: str = "4"
     width: int = 16
     head_channels: int = 32
     calibration_scenes: int = CALIBRATION_SCENES
@@ -134,19 +136,23 @@ def lr_at(step: int, steps: int, peak: float) -> float:
 
 
 def calibrate(detector: CircleDetector, config: TrainConfig) -> tuple[Scorer, dict]:
-    """Fit the score on scenes unlike training's defaults (larger, busier, more damaged, and a
-    share of clean renderings), so that it keeps its meaning on images the network was not
-    fitted to. Seeded on its own: the same network always gets the same score."""
+    """Fit the score on scenes unlike training's defaults (larger, busier, more damaged, and
+    shares of clean renderings and plain drawings), so that it keeps its meaning on images the
+    network was not fitted to. Seeded on its own: the same network always gets the same score."""
     clean = round(CLEAN_SHARE * config.calibration_scenes)
-    scenes = make_scenes(
-        CALIBRATION_SEED,
-        config.calibration_scenes - clean,
-        CALIBRATION,
-        progress="calibration scenes",
-        processes=config.threads,
-    ) + make_scenes(
-        CALIBRATION_SEED + 1, clean, CLEAN, progress="clean scenes", processes=config.threads
-    )
+    plain = round(PLAIN_SHARE * config.calibration_scenes)
+    mix = [
+        (config.calibration_scenes - clean - plain, CALIBRATION, "calibration scenes"),
+        (clean, CLEAN, "clean scenes"),
+        (plain, PLAIN, "plain scenes"),
+    ]
+    scenes = [
+        scene
+        for offset, (count, kind, label) in enumerate(mix)
+        for scene in make_scenes(
+            CALIBRATION_SEED + offset, count, kind, progress=label, processes=config.threads
+        )
+    ]
     return fit_scorer(detector, scenes, config.seed)
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from bentos.circle_detector.cli import COMMANDS
+from bentos.circle_detector.model.detector import CircleDetector
+from bentos.circle_detector.training.evaluation import NOTES_HEADING
 
 
 def cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
@@ -50,6 +52,9 @@ def test_bad_arguments_are_refused(command: str, args: list[str]) -> None:
 
 def test_evaluate_writes_metrics_plots_and_card(tmp_path: Path) -> None:
     card = tmp_path / "card.md"
+    version = CircleDetector.load().info.version
+    notes = f"{NOTES_HEADING}\n\n- written by hand\n"
+    card.write_text(f"# Model card: circle_detector, version {version}\n\nold figures\n\n{notes}")
     result = cli("evaluate", "--quick", "--output-dir", str(tmp_path), "--model-card", str(card))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "hough-gradient-alt" in result.stdout and "coins" in result.stdout
@@ -61,3 +66,4 @@ def test_evaluate_writes_metrics_plots_and_card(tmp_path: Path) -> None:
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "## Evaluation" in card.read_text()
     assert "(./pr_curves.png)" in card.read_text()  # the plots, linked relative to the card
+    assert card.read_text().endswith("\n\n" + notes) and "old figures" not in card.read_text()

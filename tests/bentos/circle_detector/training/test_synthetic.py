@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,37 @@ def test_round_fills_are_centred_on_the_object(kind: str) -> None:
         rim = np.abs(d - 0.88 * 12) < 1
         far = d > 20
         assert deviation[rim].mean() > 2 * deviation[far].mean()
+
+
+def test_a_crowd_is_many_labelled_circles_of_one_size() -> None:
+    crowd_only = SceneConfig(circles=(0, 0), distractors=(0, 0), p_crowd=1.0)
+    sizes = []
+    for seed in range(12):
+        radii = generate(np.random.default_rng(seed), crowd_only).circles[:, 2]
+        assert len(radii) >= 3  # at least 6 where they fit, fewer of the largest
+        assert radii.max() / radii.min() <= 1.2 / 0.85 + 1e-6
+        sizes.append(float(np.median(radii)))
+    assert max(sizes) / min(sizes) > 2  # one size per crowd, not one size for every crowd
+
+
+@pytest.mark.parametrize("size", [3.0, 12.0, 40.0])
+def test_a_wobbly_disc_is_at_least_2_px_from_round(size: float) -> None:
+    """Disc crowds and blob distractors are unlabelled: each must be visibly no circle."""
+    for seed in range(5):
+        mask = synthetic.blob_mask(np.random.default_rng(seed), 160, 160, 80.0, 80.0, size)
+        ys, xs = np.nonzero(mask > 0.5)
+        cx, cy = xs.mean(), ys.mean()
+        edge = (mask > 0.5) & ~(np.roll(mask > 0.5, 1, 0) & np.roll(mask > 0.5, -1, 0))
+        edge |= (mask > 0.5) & ~(np.roll(mask > 0.5, 1, 1) & np.roll(mask > 0.5, -1, 1))
+        ey, ex = np.nonzero(edge)
+        radius = np.hypot(ex - cx, ey - cy)
+        assert radius.max() - radius.min() >= 2.0
+
+
+def test_a_disc_field_adds_texture_and_no_label() -> None:
+    field_only = SceneConfig(circles=(0, 0), distractors=(0, 0), noise=(0.0, 0.0), p_jpeg=0.0)
+    for seed in range(4):
+        plain = generate(np.random.default_rng(seed), field_only)
+        crowded = generate(np.random.default_rng(seed), replace(field_only, p_disc_field=1.0))
+        assert len(crowded.circles) == 0
+        assert crowded.image.astype(float).std() > plain.image.astype(float).std() + 2
