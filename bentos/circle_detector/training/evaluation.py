@@ -300,10 +300,10 @@ def hand_written_notes(card_path: Path, version: str) -> str:
         old = card_path.read_text()
     except (FileNotFoundError, UnicodeDecodeError):
         return ""
-    same_model = old.split("\n", 1)[0].endswith(f", version {version}")
-    if not same_model or f"\n{NOTES_HEADING}\n" not in old:
+    head, heading, notes = old.partition(f"\n{NOTES_HEADING}\n")
+    if not heading or not head.split("\n", 1)[0].endswith(f", version {version}"):
         return ""
-    return "\n" + old[old.index(f"\n{NOTES_HEADING}\n") + 1 :]
+    return heading + notes
 
 
 def evaluate_and_write(
