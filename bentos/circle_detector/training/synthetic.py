@@ -8,6 +8,7 @@ detection nor a miss counts against the model there, as in PASCAL VOC.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 from dataclasses import dataclass, replace
 
@@ -48,13 +49,17 @@ class SceneConfig:
     p_crowd: float = 0.0  # the scene also gets a crowd of circles of one size (coins, cells, pills)
     p_heavy: float = 0.0  # heavy noise, strong blur or very low JPEG quality
     p_illumination: float = 0.0  # uneven lighting (a multiplicative low-frequency gain)
+    p_tiny_lookalike: float = 0.0  # the scene also gets a handful of non-circles of 3 to 12 px
+    p_shot_noise: float = 0.0  # a dim exposure: few photons per pixel (Poisson noise)
 
 
 #: The distribution of versions 1 and 2; the held-out hard set is drawn from it.
 BASE = SceneConfig()
 #: The training distribution: `BASE` plus the failure modes seen on independent scenes (version
 #: 3), and crowds of round-ish blobs, which drew most of version 3's false circles, balanced by
-#: crowds of real circles of one size, so that a crowd alone does not mean background (version 4).
+#: crowds of real circles of one size, so that a crowd alone does not mean background (version 4);
+#: tiny look-alikes as often as tiny circles, so that small and round alone does not mean circle,
+#: and dim exposures with photon noise (version 5).
 TRAIN = replace(
     BASE,
     p_periodic=0.2,
@@ -68,6 +73,8 @@ TRAIN = replace(
     p_tiny=0.25,
     p_heavy=0.2,
     p_illumination=0.25,
+    p_tiny_lookalike=0.25,
+    p_shot_noise=0.1,
 )
 #: Calibration scenes unlike training's defaults: larger, busier and more damaged.
 CALIBRATION = replace(
@@ -247,6 +254,11 @@ def highlight(
     return pattern + rng.uniform(0.15, 0.5) * spot
 
 
+#: Sizes (px) of the tiny look-alikes: at these sizes a blurred square, polygon or blob is
+#: nearly a disc as the network sees it (version 4's false circles on circle-free scenes were
+#: all 4 to 11 px), so training shows them, unlabelled, as often as tiny circles.
+TINY_LOOKALIKE = (3.0, 12.0)
+
 #: Fill patterns of circles; "sphere" and "coin" are themselves round, so only circles get them.
 CIRCLE_FILLS = ("flat", "flat", "shaded", "sphere", "textured", "coin")
 DISTRACTOR_FILLS = ("flat", "flat", "shaded", "textured")
@@ -285,11 +297,16 @@ def fill(
 
 
 def distractor(
-    rng: np.random.Generator, h: int, w: int, r_range: tuple[float, float], p_blob: float = 0.0
+    rng: np.random.Generator,
+    h: int,
+    w: int,
+    r_range: tuple[float, float],
+    p_blob: float = 0.0,
+    smallest: float = 5.0,
 ) -> tuple[np.ndarray, tuple[float, float], float]:
-    """A look-alike that must not be detected (its mask, centre and size)."""
+    """A look-alike that must not be detected (its mask, centre and size, at least `smallest`)."""
     lo, hi = r_range
-    size = float(np.exp(rng.uniform(np.log(max(lo, 5.0)), np.log(hi))))
+    size = float(np.exp(rng.uniform(np.log(max(lo, smallest)), np.log(hi))))
     cx, cy = rng.uniform(-0.1 * w, 1.1 * w), rng.uniform(-0.1 * h, 1.1 * h)
     if rng_hit(rng, p_blob):
         return blob_mask(rng, h, w, cx, cy, size), (cx, cy), size
@@ -393,6 +410,9 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
     if rng_hit(rng, cfg.p_tiny):
         kinds += ["tiny"] * int(rng.integers(3, 13))
         rng.shuffle(kinds)
+    if rng_hit(rng, cfg.p_tiny_lookalike):
+        kinds += ["tiny_lookalike"] * int(rng.integers(3, 13))
+        rng.shuffle(kinds)
     crowd_radius = 0.0
     if rng_hit(rng, cfg.p_crowd):
         crowd_radius = float(np.exp(rng.uniform(np.log(6.0), np.log(40.0))))
@@ -424,6 +444,10 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
             owners.append(len(circles))
             circles.append((cx, cy, r, area))
             fills = CIRCLE_FILLS
+        elif kind == "tiny_lookalike":
+            mask, (cx, cy), r = distractor(rng, h, w, TINY_LOOKALIKE, 0.4, TINY_LOOKALIKE[0])
+            owners.append(-1)
+            fills = DISTRACTOR_FILLS
         else:
             mask, (cx, cy), r = distractor(rng, h, w, (cfg.radius[0], r_hi * 0.8), cfg.p_blob)
             owners.append(-1)
@@ -499,7 +523,12 @@ def degrade(
     if rng.random() < cfg.p_invert:
         img = 1.0 - img
     noise = rng.uniform(*cfg.noise) if heavy != "noise" else rng.uniform(0.08, 0.2)
+    shot = 0.0
+    if rng_hit(rng, cfg.p_shot_noise):
+        img, span, shot = dim_exposure(rng, img, span)
+        noise *= 0.5  # the sensor's read noise, on top of the photons'
     img = img + rng.normal(0.0, noise, img.shape).astype(np.float32)
+    noise = math.hypot(noise, shot)
     out = np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if heavy == "jpeg" or rng.random() < cfg.p_jpeg:
         lo, hi = (8, 30) if heavy == "jpeg" else cfg.jpeg_quality
@@ -508,6 +537,19 @@ def degrade(
         if ok:
             out = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
     return out, float(stretch * span), float(noise)
+
+
+def dim_exposure(
+    rng: np.random.Generator, img: np.ndarray, span: float
+) -> tuple[np.ndarray, float, float]:
+    """A dim exposure counted in photons (Poisson noise, stronger where brighter), then
+    amplified: the image, its new contrast span and its typical photon noise."""
+    exposure, photons = rng.uniform(0.15, 0.4), rng.uniform(30.0, 150.0)
+    gain = rng.uniform(1.0, 2.0)
+    counts = rng.poisson(np.clip(img, 0.0, 1.0) * exposure * photons)
+    shot = gain * math.sqrt(max(float(img.mean()), 1e-3) * exposure * photons) / photons
+    img = (counts / photons * gain).astype(np.float32)
+    return img, span * exposure * gain, shot
 
 
 def rng_hit(rng: np.random.Generator, p: float) -> bool:

@@ -35,15 +35,15 @@ PLAIN_SHARE = 0.2
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 22000
+    steps: int = 26000
     batch_size: int = 16
-    scenes: int = 12000
+    scenes: int = 16000
     lr: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
     threads: int = 2
     device: str = "cpu"
-    version: str = "4"
+    version: str = "5"
     width: int = 16
     head_channels: int = 32
     calibration_scenes: int = CALIBRATION_SCENES

@@ -151,3 +151,44 @@ def test_a_disc_field_adds_texture_and_no_label() -> None:
         crowded = generate(np.random.default_rng(seed), replace(field_only, p_disc_field=1.0))
         assert len(crowded.circles) == 0
         assert crowded.image.astype(float).std() > plain.image.astype(float).std() + 2
+
+
+def test_tiny_lookalikes_are_small_unlabelled_non_circles(monkeypatch) -> None:
+    """Version 4's false circles on circle-free scenes were all 4 to 11 px: squares, polygons
+    and blobs that size must be shown to the network as what they are, not circles."""
+    sizes = []
+    real_distractor = synthetic.distractor
+
+    def recording_distractor(*args, **kwargs):
+        mask, centre, size = real_distractor(*args, **kwargs)
+        sizes.append(size)
+        return mask, centre, size
+
+    monkeypatch.setattr(synthetic, "distractor", recording_distractor)
+    lookalikes_only = SceneConfig(circles=(0, 0), distractors=(0, 0), p_tiny_lookalike=1.0)
+    for seed in range(6):
+        scene = generate(np.random.default_rng(seed), lookalikes_only)
+        assert len(scene.circles) == 0
+    low, high = synthetic.TINY_LOOKALIKE
+    assert len(sizes) >= 6 * 3 and all(low <= s <= high for s in sizes)
+    assert min(sizes) < 5.0  # below the ordinary distractors' smallest size
+
+
+def test_a_dim_exposure_has_photon_noise_that_grows_with_brightness() -> None:
+    rng = np.random.default_rng(0)
+    flat = np.full((200, 200), 0.2, dtype=np.float32)
+    dark, dark_span, dark_shot = synthetic.dim_exposure(rng, flat, 0.8)
+    rng = np.random.default_rng(0)  # the same exposure, a brighter scene
+    bright, bright_span, bright_shot = synthetic.dim_exposure(rng, flat * 4, 0.8)
+    assert bright.std() > 1.5 * dark.std()  # Poisson: variance grows with the signal
+    assert bright_shot > dark_shot and dark_span == bright_span < 0.8 * 2.0 * 0.4 + 1e-6
+    for image, shot in ((dark, dark_shot), (bright, bright_shot)):
+        assert 0.75 < float(image.std()) / shot < 1.33  # the noise the labels are judged by
+
+
+def test_dim_scenes_stay_labelled_and_mark_drowned_circles_difficult() -> None:
+    dim = replace(SceneConfig(circles=(4, 8)), p_shot_noise=1.0)
+    scenes = [generate(np.random.default_rng(seed), dim) for seed in range(8)]
+    assert all(s.image.dtype == np.uint8 for s in scenes)
+    assert sum(len(s.circles) for s in scenes) >= 32
+    assert any(s.difficult.any() for s in scenes) and any((~s.difficult).any() for s in scenes)
