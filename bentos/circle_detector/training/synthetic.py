@@ -258,6 +258,10 @@ def highlight(
 #: nearly a disc as the network sees it (version 4's false circles on circle-free scenes were
 #: all 4 to 11 px), so training shows them, unlabelled, as often as tiny circles.
 TINY_LOOKALIKE = (3.0, 12.0)
+#: The share of tiny look-alikes that are wobbly blobs; the rest are `distractor_mask`'s shapes.
+TINY_LOOKALIKE_P_BLOB = 0.4
+#: The ordinary distractors' smallest size (px), whatever the scene's smallest circle.
+SMALLEST_DISTRACTOR = 5.0
 
 #: Fill patterns of circles; "sphere" and "coin" are themselves round, so only circles get them.
 CIRCLE_FILLS = ("flat", "flat", "shaded", "sphere", "textured", "coin")
@@ -297,16 +301,11 @@ def fill(
 
 
 def distractor(
-    rng: np.random.Generator,
-    h: int,
-    w: int,
-    r_range: tuple[float, float],
-    p_blob: float = 0.0,
-    smallest: float = 5.0,
+    rng: np.random.Generator, h: int, w: int, r_range: tuple[float, float], p_blob: float = 0.0
 ) -> tuple[np.ndarray, tuple[float, float], float]:
-    """A look-alike that must not be detected (its mask, centre and size, at least `smallest`)."""
+    """A look-alike that must not be detected (its mask, centre and size, log-uniform in range)."""
     lo, hi = r_range
-    size = float(np.exp(rng.uniform(np.log(max(lo, smallest)), np.log(hi))))
+    size = float(np.exp(rng.uniform(np.log(lo), np.log(hi))))
     cx, cy = rng.uniform(-0.1 * w, 1.1 * w), rng.uniform(-0.1 * h, 1.1 * h)
     if rng_hit(rng, p_blob):
         return blob_mask(rng, h, w, cx, cy, size), (cx, cy), size
@@ -444,12 +443,13 @@ def generate(rng: np.random.Generator, cfg: SceneConfig = TRAIN) -> Scene:
             owners.append(len(circles))
             circles.append((cx, cy, r, area))
             fills = CIRCLE_FILLS
-        elif kind == "tiny_lookalike":
-            mask, (cx, cy), r = distractor(rng, h, w, TINY_LOOKALIKE, 0.4, TINY_LOOKALIKE[0])
-            owners.append(-1)
-            fills = DISTRACTOR_FILLS
         else:
-            mask, (cx, cy), r = distractor(rng, h, w, (cfg.radius[0], r_hi * 0.8), cfg.p_blob)
+            sizes, p_blob = (
+                (TINY_LOOKALIKE, TINY_LOOKALIKE_P_BLOB)
+                if kind == "tiny_lookalike"
+                else ((max(cfg.radius[0], SMALLEST_DISTRACTOR), r_hi * 0.8), cfg.p_blob)
+            )
+            mask, (cx, cy), r = distractor(rng, h, w, sizes, p_blob)
             owners.append(-1)
             fills = DISTRACTOR_FILLS
         if mask.max() <= 0:
