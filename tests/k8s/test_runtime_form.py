@@ -54,7 +54,7 @@ def test_kserve_merges_the_predictor_over_the_runtime(local):
     [
         (lambda d: _runtime(d).update(ports=[{"containerPort": 8080}]), "leave them"),
         (lambda d: _runtime(d)["args"].remove("--model_dir=/mnt/models"), "--model_dir"),
-        (lambda d: d["spec"]["supportedModelFormats"][0].update(version="1"), "version 5"),
+        (lambda d: d["spec"]["supportedModelFormats"][0].update(version="1"), "version 6"),
         (lambda d: d["spec"]["protocolVersions"].remove("grpc-v2"), "v2 and grpc-v2"),
         (lambda d: d["spec"]["supportedModelFormats"][0].update(autoSelect=False), "autoSelect"),
         (lambda d: d["metadata"]["annotations"].pop("prometheus.kserve.io/path"), "/metrics"),

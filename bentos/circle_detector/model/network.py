@@ -2,7 +2,9 @@
 
 The encoder goes down to stride 32 so that the receptive field (about 400 px) covers the largest
 circles (radius 120 px); a light feature pyramid brings context back to stride 4, where three heads
-predict a centre heatmap, the sub-cell offset of the centre and the log radius.
+predict a centre heatmap, the sub-cell offset of the centre and the log radius. With
+`fine_channels`, the stem keeps a full convolution at stride 2 before it halves again, so that the
+stride-4 features still see the one-pixel detail that tells a disc of radius 4 from a square.
 """
 
 from __future__ import annotations
@@ -27,10 +29,16 @@ def conv_bn_relu(c_in: int, c_out: int, stride: int = 1, dilation: int = 1) -> n
 class CircleNet(nn.Module):
     """Grey image (N, 1, H, W), H and W multiples of 32 -> heatmap logits, offset, log radius."""
 
-    def __init__(self, width: int = 16, head_channels: int = 32) -> None:
+    def __init__(self, width: int = 16, head_channels: int = 32, fine_channels: int = 0) -> None:
         super().__init__()
         w = width
-        self.stem = nn.Sequential(conv_bn_relu(1, w // 2, 2), conv_bn_relu(w // 2, w, 2))  # /4
+        if fine_channels:  # version 6 on
+            f = fine_channels
+            self.stem = nn.Sequential(
+                conv_bn_relu(1, f, 2), conv_bn_relu(f, f), conv_bn_relu(f, w, 2)
+            )  # /4
+        else:
+            self.stem = nn.Sequential(conv_bn_relu(1, w // 2, 2), conv_bn_relu(w // 2, w, 2))
         self.stage4 = conv_bn_relu(w, w)
         self.stage8 = nn.Sequential(conv_bn_relu(w, 2 * w, 2), conv_bn_relu(2 * w, 2 * w))
         self.stage16 = nn.Sequential(conv_bn_relu(2 * w, 4 * w, 2), conv_bn_relu(4 * w, 4 * w))

@@ -21,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from .trainer import TrainConfig
 
-HELP = "Train the detector from scratch on synthetic data (about 50 minutes on 2 CPU cores)."
+HELP = "Train the detector from scratch on synthetic data (about 80 minutes on 2 CPU cores)."
 CHECKPOINTS = Path("artifacts/training")
 QUICK_OUTPUT = Path("artifacts/quick/circle_detector.pt")
 REPORT_DIR = Path("docs/model")

@@ -34,13 +34,13 @@ def test_export_writes_a_folder_that_matches_the_committed_one(tmp_path):
     meta = json.loads((folder / METADATA_FILE).read_text())
     assert meta["files"]["checkpoint"]["sha256"] == sha256(WEIGHTS_PATH)
     assert meta["files"]["onnx"]["sha256"] == sha256(folder / ONNX_FILE)
-    assert meta["version"] == "5" and meta["parameters"] > 400_000
+    assert meta["version"] == "6" and meta["parameters"] > 400_000
 
 
 def test_repository_layout_has_one_folder_per_version(tmp_path):
     done = _export("--repository", str(tmp_path / "repo"))
     assert done.returncode == 0, done.stderr
-    assert (tmp_path / "repo" / "5" / ONNX_FILE).is_file()
+    assert (tmp_path / "repo" / "6" / ONNX_FILE).is_file()
 
 
 def test_bad_checkpoints_are_clear_errors(tmp_path):

@@ -88,4 +88,4 @@ def test_an_import_killed_mid_copy_leaves_no_entry_and_a_retry_completes(tmp_pat
     assert json.loads(listing) == [], "a half-copied model must not be in the store"
     tag = _run(tmp_path).split()[-1]
     folder = next((tmp_path / "models" / "circle-detector").glob("*/circle_detector.json")).parent
-    assert CircleDetector.load(folder).info.version == "5" and tag.startswith("circle-detector:")
+    assert CircleDetector.load(folder).info.version == "6" and tag.startswith("circle-detector:")

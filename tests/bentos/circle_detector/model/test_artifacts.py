@@ -108,7 +108,7 @@ def test_an_export_killed_between_its_files_is_refused_then_repaired(folder, tmp
     with pytest.raises(ModelFileError, match="does not match the digest"):
         CircleDetector.load(folder, runtime="torch")
     export_model(MODEL_DIR / CHECKPOINT_FILE, folder)  # exporting again repairs it
-    assert CircleDetector.load(folder).info.version == "5"
+    assert CircleDetector.load(folder).info.version == "6"
 
 
 def test_an_export_killed_in_a_new_folder_leaves_no_loadable_model(tmp_path):

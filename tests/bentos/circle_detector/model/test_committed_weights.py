@@ -22,7 +22,7 @@ def card_row(dataset: str, method: str) -> list[str]:
 def test_weights_are_small_and_versioned() -> None:
     assert WEIGHTS_PATH.stat().st_size < 5 * 1024 * 1024  # the bound is 10 MB
     detector = CircleDetector.load()
-    assert detector.info.version == "5"
+    assert detector.info.version == "6"
     assert detector.info.metadata["training"]["seed"] == 0
 
 
